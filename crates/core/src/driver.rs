@@ -1,0 +1,305 @@
+//! The driver traits every hypervisor backend implements.
+//!
+//! A [`Driver`] opens a [`Connection`] for a URI; a connection hands out
+//! capability groups ([`DomainOps`], [`NetworkOps`], [`EventOps`]). Every
+//! method has a default that answers the typed "unsupported" error naming the
+//! driver and the operation, so a driver implements exactly what its
+//! hypervisor can do and never panics or silently does nothing.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::event::{EventFilter, EventStream};
+use crate::ids::Uuid;
+use crate::types::*;
+use crate::uri::Uri;
+
+/// A hypervisor backend, registered once per process.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Short name, e.g. `qemu`; also the cargo feature that compiles it in.
+    fn name(&self) -> &'static str;
+
+    /// URI schemes this driver serves, e.g. `["qemu"]`.
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// Whether the driver itself handles URIs with a host or transport
+    /// (client-side drivers such as ESX). Otherwise they go to the remote driver.
+    fn handles_remote_uris(&self) -> bool {
+        false
+    }
+
+    /// Opens a connection.
+    async fn open(&self, uri: &Uri, flags: OpenFlags) -> Result<Arc<dyn Connection>>;
+}
+
+/// An open connection to one driver.
+#[async_trait]
+pub trait Connection: Send + Sync + Debug {
+    /// The driver's name, for error messages.
+    fn driver(&self) -> &'static str;
+
+    /// The connection's URI as libvirt reports it (`virConnectGetURI`).
+    fn uri(&self) -> String;
+
+    /// Whether this connection refuses mutating calls.
+    fn is_read_only(&self) -> bool {
+        false
+    }
+
+    /// Hypervisor type (`virConnectGetType`), e.g. `QEMU`, `TEST`.
+    async fn hypervisor_type(&self) -> Result<String> {
+        Err(Error::unsupported(self.driver(), "connect.type"))
+    }
+
+    /// Hypervisor version as major*1,000,000 + minor*1,000 + micro.
+    async fn hypervisor_version(&self) -> Result<u64> {
+        Err(Error::unsupported(self.driver(), "connect.version"))
+    }
+
+    /// Host name of the hypervisor host.
+    async fn hostname(&self) -> Result<String> {
+        Err(Error::unsupported(self.driver(), "connect.hostname"))
+    }
+
+    /// Host facts (`virNodeGetInfo`).
+    async fn node_info(&self) -> Result<NodeInfo> {
+        Err(Error::unsupported(self.driver(), "node.info"))
+    }
+
+    /// Host capabilities XML.
+    async fn capabilities(&self) -> Result<String> {
+        Err(Error::unsupported(self.driver(), "connect.capabilities"))
+    }
+
+    /// Host security model.
+    async fn security_model(&self) -> Result<SecurityModel> {
+        Ok(SecurityModel::default())
+    }
+
+    /// Domain operations.
+    fn domains(&self) -> Result<&dyn DomainOps> {
+        Err(Error::unsupported(self.driver(), "domains"))
+    }
+
+    /// Virtual network operations.
+    fn networks(&self) -> Result<&dyn NetworkOps> {
+        Err(Error::unsupported(self.driver(), "networks"))
+    }
+
+    /// Lifecycle events.
+    fn events(&self) -> Result<&dyn EventOps> {
+        Err(Error::unsupported(self.driver(), "events"))
+    }
+
+    /// Closes the connection; handles fail afterwards.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+macro_rules! unsupported_default {
+    ($self:ident, $op:literal) => {
+        Err(Error::unsupported($self.driver(), $op))
+    };
+}
+
+/// Domain operations of a connection (libvirt's `virDomain*` calls).
+#[async_trait]
+pub trait DomainOps: Send + Sync {
+    /// The driver's name, for error messages.
+    fn driver(&self) -> &'static str;
+
+    /// Domains matching `flags` (`virConnectListAllDomains`); no flags = all.
+    async fn list_all(&self, flags: ListFlags) -> Result<Vec<DomainRef>> {
+        let _ = flags;
+        unsupported_default!(self, "domain.list")
+    }
+    /// Finds a domain by name.
+    async fn lookup_by_name(&self, name: &str) -> Result<DomainRef> {
+        let _ = name;
+        unsupported_default!(self, "domain.lookup-by-name")
+    }
+    /// Finds a domain by UUID.
+    async fn lookup_by_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
+        let _ = uuid;
+        unsupported_default!(self, "domain.lookup-by-uuid")
+    }
+    /// Finds a running domain by id.
+    async fn lookup_by_id(&self, id: u32) -> Result<DomainRef> {
+        let _ = id;
+        unsupported_default!(self, "domain.lookup-by-id")
+    }
+    /// Defines (or updates) a persistent domain.
+    async fn define_xml(&self, xml: &str, flags: DefineFlags) -> Result<DomainRef> {
+        let _ = (xml, flags);
+        unsupported_default!(self, "domain.define")
+    }
+    /// Creates and starts a transient domain.
+    async fn create_xml(&self, xml: &str, flags: CreateFlags) -> Result<DomainRef> {
+        let _ = (xml, flags);
+        unsupported_default!(self, "domain.create-xml")
+    }
+    /// Removes a persistent definition (a running domain becomes transient).
+    async fn undefine(&self, dom: &DomainRef, flags: UndefineFlags) -> Result<()> {
+        let _ = (dom, flags);
+        unsupported_default!(self, "domain.undefine")
+    }
+    /// Starts a defined domain; returns the handle with its new id.
+    async fn create(&self, dom: &DomainRef, flags: CreateFlags) -> Result<DomainRef> {
+        let _ = (dom, flags);
+        unsupported_default!(self, "domain.start")
+    }
+    /// Asks the guest to shut down.
+    async fn shutdown(&self, dom: &DomainRef, flags: ShutdownFlags) -> Result<()> {
+        let _ = (dom, flags);
+        unsupported_default!(self, "domain.shutdown")
+    }
+    /// Asks the guest to reboot.
+    async fn reboot(&self, dom: &DomainRef, flags: RebootFlags) -> Result<()> {
+        let _ = (dom, flags);
+        unsupported_default!(self, "domain.reboot")
+    }
+    /// Resets the virtual hardware at once.
+    async fn reset(&self, dom: &DomainRef) -> Result<()> {
+        let _ = dom;
+        unsupported_default!(self, "domain.reset")
+    }
+    /// Stops the domain at once.
+    async fn destroy(&self, dom: &DomainRef, flags: DestroyFlags) -> Result<()> {
+        let _ = (dom, flags);
+        unsupported_default!(self, "domain.destroy")
+    }
+    /// Pauses the virtual CPUs.
+    async fn suspend(&self, dom: &DomainRef) -> Result<()> {
+        let _ = dom;
+        unsupported_default!(self, "domain.suspend")
+    }
+    /// Resumes paused virtual CPUs.
+    async fn resume(&self, dom: &DomainRef) -> Result<()> {
+        let _ = dom;
+        unsupported_default!(self, "domain.resume")
+    }
+    /// State and reason (`virDomainGetState`).
+    async fn state(&self, dom: &DomainRef) -> Result<(DomainState, i32)> {
+        let _ = dom;
+        unsupported_default!(self, "domain.state")
+    }
+    /// `virDomainGetInfo`.
+    async fn info(&self, dom: &DomainRef) -> Result<DomainInfo> {
+        let _ = dom;
+        unsupported_default!(self, "domain.info")
+    }
+    /// The domain's XML.
+    async fn xml_desc(&self, dom: &DomainRef, flags: XmlFlags) -> Result<String> {
+        let _ = (dom, flags);
+        unsupported_default!(self, "domain.dumpxml")
+    }
+    /// Whether the domain starts with the host.
+    async fn autostart(&self, dom: &DomainRef) -> Result<bool> {
+        let _ = dom;
+        unsupported_default!(self, "domain.autostart")
+    }
+    /// Sets autostart.
+    async fn set_autostart(&self, dom: &DomainRef, on: bool) -> Result<()> {
+        let _ = (dom, on);
+        unsupported_default!(self, "domain.set-autostart")
+    }
+    /// Whether the domain has a persistent definition.
+    async fn is_persistent(&self, dom: &DomainRef) -> Result<bool> {
+        let _ = dom;
+        unsupported_default!(self, "domain.is-persistent")
+    }
+    /// Whether the domain is running or paused.
+    async fn is_active(&self, dom: &DomainRef) -> Result<bool> {
+        Ok(self.state(dom).await?.0.is_active())
+    }
+    /// Guest OS type as libvirt reports it (`linux` for Xen PV, `hvm`...).
+    async fn os_type(&self, dom: &DomainRef) -> Result<String> {
+        let _ = dom;
+        unsupported_default!(self, "domain.os-type")
+    }
+    /// Whether a managed-save image exists.
+    async fn has_managed_save(&self, dom: &DomainRef) -> Result<bool> {
+        let _ = dom;
+        Ok(false)
+    }
+    /// The domain's security label.
+    async fn security_label(&self, dom: &DomainRef) -> Result<SecurityLabel> {
+        let _ = dom;
+        unsupported_default!(self, "domain.security-label")
+    }
+}
+
+/// Virtual network operations of a connection.
+#[async_trait]
+pub trait NetworkOps: Send + Sync {
+    /// The driver's name, for error messages.
+    fn driver(&self) -> &'static str;
+
+    /// Networks matching `flags`; no flags = all.
+    async fn list_all(&self, flags: NetworkListFlags) -> Result<Vec<NetworkRef>> {
+        let _ = flags;
+        unsupported_default!(self, "network.list")
+    }
+    /// Finds a network by name.
+    async fn lookup_by_name(&self, name: &str) -> Result<NetworkRef> {
+        let _ = name;
+        unsupported_default!(self, "network.lookup-by-name")
+    }
+    /// Finds a network by UUID.
+    async fn lookup_by_uuid(&self, uuid: &Uuid) -> Result<NetworkRef> {
+        let _ = uuid;
+        unsupported_default!(self, "network.lookup-by-uuid")
+    }
+    /// State and settings shown by `net-info`.
+    async fn info(&self, net: &NetworkRef) -> Result<NetworkInfo> {
+        let _ = net;
+        unsupported_default!(self, "network.info")
+    }
+    /// The network's XML.
+    async fn xml_desc(&self, net: &NetworkRef, flags: XmlFlags) -> Result<String> {
+        let _ = (net, flags);
+        unsupported_default!(self, "network.dumpxml")
+    }
+    /// Defines a persistent network.
+    async fn define_xml(&self, xml: &str) -> Result<NetworkRef> {
+        let _ = xml;
+        unsupported_default!(self, "network.define")
+    }
+    /// Creates and starts a transient network.
+    async fn create_xml(&self, xml: &str) -> Result<NetworkRef> {
+        let _ = xml;
+        unsupported_default!(self, "network.create")
+    }
+    /// Removes a persistent definition.
+    async fn undefine(&self, net: &NetworkRef) -> Result<()> {
+        let _ = net;
+        unsupported_default!(self, "network.undefine")
+    }
+    /// Starts a defined network.
+    async fn start(&self, net: &NetworkRef) -> Result<()> {
+        let _ = net;
+        unsupported_default!(self, "network.start")
+    }
+    /// Stops a network.
+    async fn destroy(&self, net: &NetworkRef) -> Result<()> {
+        let _ = net;
+        unsupported_default!(self, "network.destroy")
+    }
+    /// Sets autostart.
+    async fn set_autostart(&self, net: &NetworkRef, on: bool) -> Result<()> {
+        let _ = (net, on);
+        unsupported_default!(self, "network.set-autostart")
+    }
+}
+
+/// Event subscription of a connection.
+pub trait EventOps: Send + Sync {
+    /// A stream of lifecycle events passing `filter`, from now until the
+    /// connection closes.
+    fn subscribe(&self, filter: EventFilter) -> Result<EventStream>;
+}
