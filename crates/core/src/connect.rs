@@ -63,7 +63,8 @@ impl Connect {
         &self.conn
     }
 
-    fn domain(&self, handle: DomainRef) -> Domain {
+    /// A [`Domain`] for a handle a driver returned.
+    pub fn wrap_domain(&self, handle: DomainRef) -> Domain {
         Domain {
             conn: self.conn.clone(),
             handle,
@@ -77,21 +78,21 @@ impl Connect {
         if let Ok(id) = key.parse::<u32>()
             && let Ok(d) = ops.lookup_by_id(id).await
         {
-            return Ok(self.domain(d));
+            return Ok(self.wrap_domain(d));
         }
         if key.len() == 36
             && let Ok(uuid) = key.parse::<Uuid>()
             && let Ok(d) = ops.lookup_by_uuid(&uuid).await
         {
-            return Ok(self.domain(d));
+            return Ok(self.wrap_domain(d));
         }
-        Ok(self.domain(ops.lookup_by_name(key).await?))
+        Ok(self.wrap_domain(ops.lookup_by_name(key).await?))
     }
 
     /// Domains matching `flags` (no flags: all).
     pub async fn list_domains(&self, flags: ListFlags) -> Result<Vec<Domain>> {
         let refs = self.conn.domains()?.list_all(flags).await?;
-        Ok(refs.into_iter().map(|r| self.domain(r)).collect())
+        Ok(refs.into_iter().map(|r| self.wrap_domain(r)).collect())
     }
 
     /// Defines a persistent domain from XML.
@@ -101,13 +102,13 @@ impl Connect {
             .domains()?
             .define_xml(xml, DefineFlags::empty())
             .await?;
-        Ok(self.domain(r))
+        Ok(self.wrap_domain(r))
     }
 
     /// Creates and starts a transient domain from XML.
     pub async fn create_domain(&self, xml: &str, flags: CreateFlags) -> Result<Domain> {
         let r = self.conn.domains()?.create_xml(xml, flags).await?;
-        Ok(self.domain(r))
+        Ok(self.wrap_domain(r))
     }
 
     /// Lifecycle events passing `filter`.

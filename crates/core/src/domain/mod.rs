@@ -139,6 +139,39 @@ impl DomainDef {
         }
         check_object_name("domain", &name)
             .map_err(|e| self.err_el(&name_path, name_el, e.message().to_string()))?;
+        if let Some(t) = root.child("title")
+            && t.text().contains('\n')
+        {
+            return Err(self.err_el(&p.named("title"), t, "Domain title can't contain newlines"));
+        }
+        match root.child("os") {
+            Some(os)
+                if os
+                    .child("type")
+                    .is_some_and(|t| !t.text().trim().is_empty()) =>
+            {
+                if os.child("type").is_some_and(|t| t.text().trim() == "exe")
+                    && os.child("init").is_none()
+                {
+                    return Err(self.err_el(&p.named("os"), os, "init binary must be specified"));
+                }
+            }
+            Some(os) => {
+                return Err(self.err_el(&p.named("os"), os, "an os <type> must be specified"));
+            }
+            None => return Err(self.err_el(&p, root, "an os <type> must be specified")),
+        }
+        let numa_memory = root
+            .child("cpu")
+            .and_then(|c| c.child("numa"))
+            .is_some_and(|n| n.children_named("cell").any(|c| c.has_attr("memory")));
+        if root.child("memory").is_none() && !numa_memory {
+            return Err(self.err_el(
+                &p,
+                root,
+                "Memory size must be specified via <memory> or in the <numa> configuration",
+            ));
+        }
         if let Some(u) = root.child("uuid") {
             u.text()
                 .parse::<Uuid>()
@@ -242,7 +275,7 @@ impl DomainDef {
             for iface in devices.elements_mut().filter(|e| e.name() == "interface") {
                 if iface.child("mac").is_none() {
                     let mac = MacAddr::random(prefix).to_string();
-                    iface.insert(0, Element::new("mac").with_attr("address", &mac));
+                    iface.insert_element(0, Element::new("mac").with_attr("address", &mac));
                 }
             }
         }
@@ -322,7 +355,8 @@ mod tests {
     fn accessors() {
         let d = DomainDef::parse(
             "<domain type='kvm'><name>a</name><memory unit='GiB'>2</memory>\
-             <currentMemory unit='MiB'>512</currentMemory><vcpu current='2'>4</vcpu></domain>",
+             <currentMemory unit='MiB'>512</currentMemory><vcpu current='2'>4</vcpu>\
+             <os><type>hvm</type></os></domain>",
         )
         .unwrap();
         assert_eq!(d.memory_kib(), 2 * 1024 * 1024);

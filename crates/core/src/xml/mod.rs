@@ -360,6 +360,57 @@ impl Element {
         self.empty = false;
     }
 
+    /// Inserts `child` as child element number `n` (0-based; past the end
+    /// appends), copying the indentation of its neighbours so that the
+    /// as-defined text stays tidy.
+    pub fn insert_element(&mut self, n: usize, child: Element) {
+        let element_positions: Vec<usize> = self
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c, Node::Element(_)))
+            .map(|(i, _)| i)
+            .collect();
+        let indent_before = |i: usize, children: &[Node]| -> Option<Node> {
+            match i.checked_sub(1).map(|j| &children[j]) {
+                Some(Node::Text(t)) if t.is_blank() => {
+                    // Keep only the last line break and what follows it.
+                    let raw = t.raw();
+                    let cut = raw.rfind('\n').unwrap_or(0);
+                    Some(Node::Text(Text::from_raw(&raw[cut..])))
+                }
+                _ => None,
+            }
+        };
+        self.empty = false;
+        match element_positions.get(n) {
+            Some(&at) => {
+                let ws = indent_before(at, &self.children);
+                self.children.insert(at, Node::Element(child));
+                if let Some(ws) = ws {
+                    self.children.insert(at + 1, ws);
+                }
+            }
+            None => match element_positions.last() {
+                Some(&last) => {
+                    let ws = indent_before(last, &self.children);
+                    let mut at = last + 1;
+                    if let Some(ws) = ws {
+                        self.children.insert(at, ws);
+                        at += 1;
+                    }
+                    self.children.insert(at, Node::Element(child));
+                }
+                None => self.children.push(Node::Element(child)),
+            },
+        }
+    }
+
+    /// Appends `child` after the last child element, indented like its siblings.
+    pub fn append_element(&mut self, child: Element) {
+        self.insert_element(usize::MAX, child);
+    }
+
     /// Removes every child element with this name; returns how many.
     pub fn remove_children_named(&mut self, name: &str) -> usize {
         let before = self.children.len();

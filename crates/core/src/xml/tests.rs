@@ -164,3 +164,18 @@ fn xpath_indexes_repeated_siblings() {
         "/domain/devices/disk[2]/source/@file"
     );
 }
+
+#[test]
+fn inserted_elements_follow_sibling_indentation() {
+    let mut doc = parse("<a>\n  <b/>\n  <c/>\n</a>").unwrap();
+    doc.root.insert_element(0, Element::new("x"));
+    doc.root.append_element(Element::new("y"));
+    assert_eq!(
+        doc.to_string_as_defined(),
+        "<a>\n  <x/>\n  <b/>\n  <c/>\n  <y/>\n</a>"
+    );
+    let mut doc = parse("<a><b/></a>").unwrap();
+    doc.root.insert_element(0, Element::new("x"));
+    doc.root.append_element(Element::new("y"));
+    assert_eq!(doc.to_string_as_defined(), "<a><x/><b/><y/></a>");
+}

@@ -1,0 +1,531 @@
+//! Command and option definitions, and virsh's rules for matching words
+//! to options (with virsh's error messages).
+
+use std::collections::BTreeMap;
+
+/// The kind of an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A flag: `--all`.
+    Bool,
+    /// A value: `--domain NAME`, `--domain=NAME`, or positional.
+    Value,
+}
+
+/// One option of a command.
+#[derive(Debug)]
+pub struct Opt {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Required.
+    pub required: bool,
+    /// May be given without its `--name`, in definition order.
+    pub positional: bool,
+    pub help: &'static str,
+}
+
+/// One command.
+#[derive(Debug)]
+pub struct Cmd {
+    pub name: &'static str,
+    pub opts: &'static [Opt],
+    pub help: &'static str,
+}
+
+const fn flag(name: &'static str, help: &'static str) -> Opt {
+    Opt {
+        name,
+        kind: Kind::Bool,
+        required: false,
+        positional: false,
+        help,
+    }
+}
+
+const fn value(name: &'static str, help: &'static str) -> Opt {
+    Opt {
+        name,
+        kind: Kind::Value,
+        required: false,
+        positional: false,
+        help,
+    }
+}
+
+const fn arg(name: &'static str, help: &'static str) -> Opt {
+    Opt {
+        name,
+        kind: Kind::Value,
+        required: true,
+        positional: true,
+        help,
+    }
+}
+
+const fn opt_arg(name: &'static str, help: &'static str) -> Opt {
+    Opt {
+        name,
+        kind: Kind::Value,
+        required: false,
+        positional: true,
+        help,
+    }
+}
+
+const DOMAIN: Opt = arg("domain", "domain name, id or uuid");
+const JSON: Opt = flag("json", "print JSON for programs instead of text");
+
+/// Every command virtkit knows.
+pub const COMMANDS: &[Cmd] = &[
+    Cmd {
+        name: "list",
+        help: "list domains",
+        opts: &[
+            flag("inactive", "list inactive domains"),
+            flag("all", "list inactive and active domains"),
+            flag("transient", "list transient domains"),
+            flag("persistent", "list persistent domains"),
+            flag("with-snapshot", "list domains with a snapshot"),
+            flag("without-snapshot", "list domains without a snapshot"),
+            flag("with-checkpoint", "list domains with a checkpoint"),
+            flag("without-checkpoint", "list domains without a checkpoint"),
+            flag("state-running", "list running domains"),
+            flag("state-paused", "list paused domains"),
+            flag("state-shutoff", "list shut-off domains"),
+            flag("state-other", "list domains in other states"),
+            flag("autostart", "list domains marked for autostart"),
+            flag("no-autostart", "list domains not marked for autostart"),
+            flag(
+                "with-managed-save",
+                "list domains with a managed-save image",
+            ),
+            flag(
+                "without-managed-save",
+                "list domains without a managed-save image",
+            ),
+            flag("uuid", "print UUIDs only"),
+            flag("name", "print names only"),
+            flag("id", "print ids only"),
+            flag("table", "print a table (the default)"),
+            flag(
+                "managed-save",
+                "show 'saved' for domains with a managed-save image",
+            ),
+            flag("title", "show each domain's title"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "dominfo",
+        help: "show a domain's basic information",
+        opts: &[DOMAIN, JSON],
+    },
+    Cmd {
+        name: "domstate",
+        help: "show a domain's state",
+        opts: &[
+            DOMAIN,
+            flag("reason", "also show why it is in that state"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "domid",
+        help: "print a domain's id",
+        opts: &[DOMAIN],
+    },
+    Cmd {
+        name: "domname",
+        help: "print a domain's name",
+        opts: &[DOMAIN],
+    },
+    Cmd {
+        name: "domuuid",
+        help: "print a domain's UUID",
+        opts: &[DOMAIN],
+    },
+    Cmd {
+        name: "define",
+        help: "define (but do not start) a domain from an XML file",
+        opts: &[
+            arg("file", "file with the domain's XML"),
+            flag("validate", "validate the XML against the schema"),
+        ],
+    },
+    Cmd {
+        name: "undefine",
+        help: "remove a domain's persistent definition",
+        opts: &[
+            DOMAIN,
+            flag("managed-save", "also remove a managed-save image"),
+        ],
+    },
+    Cmd {
+        name: "create",
+        help: "create and start a transient domain from an XML file",
+        opts: &[
+            arg("file", "file with the domain's XML"),
+            flag("paused", "leave the guest paused"),
+            flag("autodestroy", "destroy the guest when virtkit exits"),
+            flag("validate", "validate the XML against the schema"),
+        ],
+    },
+    Cmd {
+        name: "start",
+        help: "start a defined domain",
+        opts: &[
+            DOMAIN,
+            flag("paused", "leave the guest paused"),
+            flag("autodestroy", "destroy the guest when virtkit exits"),
+            flag("force-boot", "boot even if a managed-save image exists"),
+        ],
+    },
+    Cmd {
+        name: "shutdown",
+        help: "ask a domain to shut down",
+        opts: &[
+            DOMAIN,
+            value(
+                "mode",
+                "acpi, agent, initctl, signal or paravirt (comma-separated)",
+            ),
+        ],
+    },
+    Cmd {
+        name: "destroy",
+        help: "stop a domain at once",
+        opts: &[
+            DOMAIN,
+            flag("graceful", "do not force the stop (SIGTERM only)"),
+            flag("remove-logs", "also remove the domain's log files"),
+        ],
+    },
+    Cmd {
+        name: "reboot",
+        help: "ask a domain to reboot",
+        opts: &[
+            DOMAIN,
+            value(
+                "mode",
+                "acpi, agent, initctl, signal or paravirt (comma-separated)",
+            ),
+        ],
+    },
+    Cmd {
+        name: "reset",
+        help: "reset a domain's virtual hardware",
+        opts: &[DOMAIN],
+    },
+    Cmd {
+        name: "suspend",
+        help: "pause a domain's virtual CPUs",
+        opts: &[DOMAIN],
+    },
+    Cmd {
+        name: "resume",
+        help: "resume a paused domain",
+        opts: &[DOMAIN],
+    },
+    Cmd {
+        name: "autostart",
+        help: "mark a domain to start with the host",
+        opts: &[DOMAIN, flag("disable", "remove the mark")],
+    },
+    Cmd {
+        name: "dumpxml",
+        help: "print a domain's XML",
+        opts: &[
+            DOMAIN,
+            flag("inactive", "the definition used at the next start"),
+            flag("security-info", "include security-sensitive values"),
+            flag("update-cpu", "update the guest CPU from the host"),
+            flag("migratable", "the form suitable for migration"),
+        ],
+    },
+    Cmd {
+        name: "event",
+        help: "print domain events as they happen",
+        opts: &[
+            value("domain", "only events of this domain"),
+            value("event", "the event to wait for (lifecycle)"),
+            flag("all", "all events"),
+            flag("loop", "keep waiting after the first event"),
+            value("timeout", "stop waiting after this many seconds"),
+            flag("list", "list the event types"),
+            flag("timestamp", "print a timestamp before each event"),
+        ],
+    },
+    Cmd {
+        name: "nodeinfo",
+        help: "show the host's CPU and memory",
+        opts: &[JSON],
+    },
+    Cmd {
+        name: "capabilities",
+        help: "print the host's capabilities XML",
+        opts: &[],
+    },
+    Cmd {
+        name: "uri",
+        help: "print the connection URI",
+        opts: &[],
+    },
+    Cmd {
+        name: "hostname",
+        help: "print the hypervisor host's name",
+        opts: &[],
+    },
+    Cmd {
+        name: "version",
+        help: "print versions of virtkit and the hypervisor",
+        opts: &[flag("daemon", "also the daemon's version"), JSON],
+    },
+    Cmd {
+        name: "net-list",
+        help: "list networks",
+        opts: &[
+            flag("inactive", "list inactive networks"),
+            flag("all", "list inactive and active networks"),
+            flag("persistent", "list persistent networks"),
+            flag("transient", "list transient networks"),
+            flag("autostart", "list networks marked for autostart"),
+            flag("no-autostart", "list networks not marked for autostart"),
+            flag("uuid", "print UUIDs only"),
+            flag("name", "print names only"),
+            flag("table", "print a table (the default)"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "net-info",
+        help: "show a network's basic information",
+        opts: &[arg("network", "network name or uuid"), JSON],
+    },
+    Cmd {
+        name: "net-dumpxml",
+        help: "print a network's XML",
+        opts: &[
+            arg("network", "network name or uuid"),
+            flag("inactive", "the persistent definition"),
+        ],
+    },
+    Cmd {
+        name: "xml-format",
+        help: "print an XML file in libvirt's canonical form (virtkit only)",
+        opts: &[
+            arg("file", "the XML file"),
+            value("kind", "domain (default) or network"),
+            flag(
+                "as-defined",
+                "print the document exactly as written instead",
+            ),
+        ],
+    },
+    Cmd {
+        name: "help",
+        help: "print help",
+        opts: &[opt_arg("command", "a command")],
+    },
+    Cmd {
+        name: "quit",
+        help: "leave the interactive shell",
+        opts: &[],
+    },
+    Cmd {
+        name: "exit",
+        help: "leave the interactive shell",
+        opts: &[],
+    },
+];
+
+/// A command with its options matched.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub cmd: &'static Cmd,
+    values: BTreeMap<&'static str, String>,
+    flags: Vec<&'static str>,
+}
+
+impl Call {
+    /// A flag's presence.
+    pub fn flag(&self, name: &str) -> bool {
+        self.flags.contains(&name)
+    }
+
+    /// A value option.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// A required value option (the parser has checked it is there).
+    pub fn req(&self, name: &str) -> &str {
+        self.value(name).unwrap_or_default()
+    }
+}
+
+/// Finds a command by name.
+pub fn find(name: &str) -> Option<&'static Cmd> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// Matches words to a command's options, with virsh's messages on error.
+pub fn parse(words: &[String]) -> Result<Call, String> {
+    let name = &words[0];
+    let cmd = find(name).ok_or_else(|| format!("unknown command: '{name}'"))?;
+    let mut call = Call {
+        cmd,
+        values: BTreeMap::new(),
+        flags: Vec::new(),
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    let mut only_data = false;
+    let mut i = 1;
+    while i < words.len() {
+        let w = &words[i];
+        i += 1;
+        if !only_data && w == "--" {
+            only_data = true;
+            continue;
+        }
+        if !only_data && w.len() > 2 && w.starts_with("--") {
+            let body = &w[2..];
+            let (oname, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            let opt = cmd.opts.iter().find(|o| o.name == oname).ok_or_else(|| {
+                format!("command '{}' doesn't support option --{oname}", cmd.name)
+            })?;
+            if seen.contains(&opt.name) {
+                return Err(format!("option --{} already seen", opt.name));
+            }
+            seen.push(opt.name);
+            match opt.kind {
+                Kind::Bool => {
+                    if inline.is_some() {
+                        return Err(format!("invalid '=' after option --{}", opt.name));
+                    }
+                    call.flags.push(opt.name);
+                }
+                Kind::Value => {
+                    let v = match inline {
+                        Some(v) => v,
+                        None => match words.get(i) {
+                            Some(v) => {
+                                i += 1;
+                                v.clone()
+                            }
+                            None => {
+                                return Err(format!("expected syntax: --{} <string>", opt.name));
+                            }
+                        },
+                    };
+                    call.values.insert(opt.name, v);
+                }
+            }
+            continue;
+        }
+        let slot = cmd
+            .opts
+            .iter()
+            .find(|o| o.positional && !seen.contains(&o.name))
+            .ok_or_else(|| format!("unexpected data '{w}'"))?;
+        seen.push(slot.name);
+        call.values.insert(slot.name, w.clone());
+    }
+    if let Some(missing) = cmd
+        .opts
+        .iter()
+        .find(|o| o.required && !call.values.contains_key(o.name))
+    {
+        return Err(format!(
+            "command '{}' requires <{}> option",
+            cmd.name, missing.name
+        ));
+    }
+    Ok(call)
+}
+
+/// The text of `help COMMAND`.
+pub fn help_for(cmd: &Cmd) -> String {
+    let mut s = format!(
+        "  NAME\n    {} - {}\n\n  SYNOPSIS\n    {}",
+        cmd.name, cmd.help, cmd.name
+    );
+    for o in cmd.opts {
+        let shown = match (o.kind, o.positional) {
+            (Kind::Bool, _) => format!("[--{}]", o.name),
+            (Kind::Value, true) if o.required => format!("<{}>", o.name),
+            (Kind::Value, true) => format!("[<{}>]", o.name),
+            (Kind::Value, false) => format!("[--{} <string>]", o.name),
+        };
+        s.push(' ');
+        s.push_str(&shown);
+    }
+    s.push_str("\n\n");
+    if !cmd.opts.is_empty() {
+        s.push_str("  OPTIONS\n");
+        for o in cmd.opts {
+            let left = match o.kind {
+                Kind::Bool => format!("--{}", o.name),
+                Kind::Value if o.positional => format!("[--{}] <string>", o.name),
+                Kind::Value => format!("--{} <string>", o.name),
+            };
+            s.push_str(&format!("    {left:<16} {}\n", o.help));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The text of `help` without a command.
+pub fn help_all() -> String {
+    let mut s = String::from("Commands:\n\n");
+    for c in COMMANDS {
+        s.push_str(&format!("    {:<16} {}\n", c.name, c.help));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn virsh_option_rules() {
+        let c = parse(&w("domstate test --reason")).unwrap();
+        assert_eq!(c.req("domain"), "test");
+        assert!(c.flag("reason"));
+        let c = parse(&w("dominfo --domain=test")).unwrap();
+        assert_eq!(c.req("domain"), "test");
+        assert_eq!(parse(&w("bogus")).unwrap_err(), "unknown command: 'bogus'");
+        assert_eq!(
+            parse(&w("dominfo")).unwrap_err(),
+            "command 'dominfo' requires <domain> option"
+        );
+        assert_eq!(
+            parse(&w("dominfo test extra")).unwrap_err(),
+            "unexpected data 'extra'"
+        );
+        assert_eq!(
+            parse(&w("dominfo test --foo")).unwrap_err(),
+            "command 'dominfo' doesn't support option --foo"
+        );
+        assert_eq!(
+            parse(&w("dominfo --domain")).unwrap_err(),
+            "expected syntax: --domain <string>"
+        );
+        assert_eq!(
+            parse(&w("domstate --reason=yes test")).unwrap_err(),
+            "invalid '=' after option --reason"
+        );
+        assert_eq!(
+            parse(&w("domstate test --domain x")).unwrap_err(),
+            "option --domain already seen"
+        );
+    }
+}

@@ -1,0 +1,58 @@
+//! `xml-format`: libvirt's canonical form of an XML file, or the file as
+//! virtkit stores it, with a positioned error for invalid input.
+
+use virtkit::domain::{DomainDef, FormatOptions, GenericProfile};
+use virtkit::xml::{self, CanonicalWriter, ParseOptions};
+
+use super::spec::Call;
+use super::{CmdResult, Ctx, Failure};
+
+pub fn xml_format(ctx: &mut Ctx, call: &Call) -> CmdResult {
+    let file = call.req("file");
+    let kind = call.value("kind").unwrap_or("domain");
+    let bytes = std::fs::read(file).map_err(|e| {
+        Failure::msg(format!(
+            "Failed to open file '{file}': {}",
+            super::virtkit_strerror(&e)
+        ))
+    })?;
+    match kind {
+        "domain" => {
+            let def = DomainDef::parse_named(&bytes, file)?;
+            let out = if call.flag("as-defined") {
+                def.to_xml_as_defined()
+            } else {
+                def.to_xml_canonical(&GenericProfile, &FormatOptions::default())
+            };
+            ctx.print(&out);
+        }
+        "network" => {
+            let doc = xml::parse_with(
+                &bytes,
+                &ParseOptions {
+                    source: Some(file.to_string()),
+                    ..ParseOptions::default()
+                },
+            )?;
+            if call.flag("as-defined") {
+                ctx.print(&doc.to_string_as_defined());
+            } else {
+                if doc.root.name() != "network" {
+                    return Err(Failure::msg(format!(
+                        "{file}: unexpected root element <{}>, expecting <network>",
+                        doc.root.name()
+                    )));
+                }
+                let mut w = CanonicalWriter::new();
+                w.element(&doc.root, 0);
+                ctx.print(&w.finish());
+            }
+        }
+        other => {
+            return Err(Failure::msg(format!(
+                "unknown kind '{other}' (expected 'domain' or 'network')"
+            )));
+        }
+    }
+    Ok(())
+}

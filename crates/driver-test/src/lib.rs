@@ -1,0 +1,385 @@
+//! virtkit's `test` driver: an in-memory hypervisor with libvirt's test-driver
+//! semantics, for trying virtkit and for testing tools against it.
+//!
+//! - `test:///default` starts with libvirt's built-in host: domain `test`
+//!   running as id 1, network `default`, the node figures of libvirt's test
+//!   driver. All connections to it in one process share one state, which
+//!   lives as long as one of them is open (as in libvirt).
+//! - `test:///ABSOLUTE/PATH.xml` loads a `<node>` document (see [`load`]);
+//!   each connection gets its own copy.
+//!
+//! Lifecycle follows libvirt's test driver: increasing ids, state reasons,
+//! lifecycle events, and the same errors for invalid transitions.
+//! Differences: `start --paused` works (libvirt's test driver refuses the
+//! flag), and the built-in storage pool, host interface and node devices are
+//! not modelled yet.
+
+mod builtin;
+mod load;
+mod node;
+mod profile;
+mod state;
+
+use std::sync::{Arc, Mutex, Weak};
+
+use virtkit_core::domain::DomainDef;
+use virtkit_core::xml::{self, ParseOptions};
+use virtkit_core::{
+    Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps, DomainRef,
+    DomainState, Driver, Error, EventFilter, EventOps, EventStream, ListFlags, NetworkInfo,
+    NetworkListFlags, NetworkOps, NetworkRef, NodeInfo, OpenFlags, RebootFlags, Result,
+    SecurityLabel, SecurityModel, ShutdownFlags, UndefineFlags, Uri, Uuid, XmlFlags, async_trait,
+};
+
+use crate::node::Node;
+use crate::state::{Dom, Net, TestState};
+
+/// The test driver. Registered at link time; also usable with
+/// `virtkit_core::registry::register(&TestDriver)`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TestDriver;
+
+virtkit_core::register_driver!(TestDriver);
+
+/// The one shared `test:///default` host of this process, while any
+/// connection to it is open.
+static DEFAULT: Mutex<Weak<TestState>> = Mutex::new(Weak::new());
+
+fn default_state() -> Result<Arc<TestState>> {
+    let mut slot = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = slot.upgrade() {
+        return Ok(s);
+    }
+    let def = DomainDef::parse(builtin::DOMAIN_TEST)?;
+    let mut dom = Dom::new(def, true);
+    dom.id = Some(1);
+    dom.state = DomainState::Running;
+    let mut net = Net::from_doc(xml::parse(builtin::NETWORK_DEFAULT)?)?;
+    net.active = true;
+    let s = Arc::new(TestState::new(Node::builtin(), vec![dom], vec![net], 2));
+    *slot = Arc::downgrade(&s);
+    Ok(s)
+}
+
+#[async_trait]
+impl Driver for TestDriver {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["test"]
+    }
+
+    async fn open(&self, uri: &Uri, flags: OpenFlags) -> Result<Arc<dyn Connection>> {
+        let path = uri.path();
+        let state = if path == "/default" || (uri.is_opaque() && path == "default") {
+            default_state()?
+        } else if path.len() > 1 && path.starts_with('/') {
+            Arc::new(load::load(path)?)
+        } else {
+            return Err(Error::invalid_arg(
+                "testOpen: supply a path or use test:///default",
+            ));
+        };
+        Ok(Arc::new(TestConnection {
+            state,
+            uri: uri.to_string(),
+            read_only: flags.contains(OpenFlags::READ_ONLY),
+        }))
+    }
+}
+
+/// A connection to a test host.
+#[derive(Debug)]
+pub struct TestConnection {
+    state: Arc<TestState>,
+    uri: String,
+    read_only: bool,
+}
+
+impl TestConnection {
+    fn writable(&self, api: &str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::denied(format!("read only access prevents {api}")));
+        }
+        Ok(())
+    }
+}
+
+fn parse_domain(xml: &str) -> Result<DomainDef> {
+    DomainDef::parse(xml)
+}
+
+fn parse_network(xml_text: &str) -> Result<Net> {
+    let doc = xml::parse_with(
+        xml_text.as_bytes(),
+        &ParseOptions {
+            source: Some("(network_definition)".into()),
+            ..ParseOptions::default()
+        },
+    )?;
+    Net::from_doc(doc)
+}
+
+#[async_trait]
+impl Connection for TestConnection {
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+
+    fn uri(&self) -> String {
+        self.uri.clone()
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    async fn hypervisor_type(&self) -> Result<String> {
+        Ok("TEST".into())
+    }
+
+    async fn hypervisor_version(&self) -> Result<u64> {
+        Ok(2)
+    }
+
+    async fn hostname(&self) -> Result<String> {
+        hostname()
+    }
+
+    async fn node_info(&self) -> Result<NodeInfo> {
+        Ok(self.state.node.info.clone())
+    }
+
+    async fn capabilities(&self) -> Result<String> {
+        Ok(self.state.node.capabilities_xml())
+    }
+
+    async fn security_model(&self) -> Result<SecurityModel> {
+        Ok(SecurityModel {
+            model: "testSecurity".into(),
+            doi: String::new(),
+        })
+    }
+
+    fn domains(&self) -> Result<&dyn DomainOps> {
+        Ok(self)
+    }
+
+    fn networks(&self) -> Result<&dyn NetworkOps> {
+        Ok(self)
+    }
+
+    fn events(&self) -> Result<&dyn EventOps> {
+        Ok(self)
+    }
+}
+
+/// The host name, as `gethostname(2)` reports it.
+fn hostname() -> Result<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which gethostname fills
+    // with at most `buf.len()` bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return Err(Error::system(
+            "cannot get the host name",
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+#[async_trait]
+impl DomainOps for TestConnection {
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+
+    async fn list_all(&self, flags: ListFlags) -> Result<Vec<DomainRef>> {
+        Ok(self.state.list(flags))
+    }
+
+    async fn lookup_by_name(&self, name: &str) -> Result<DomainRef> {
+        self.state.lookup_name(name)
+    }
+
+    async fn lookup_by_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
+        self.state.lookup_uuid(uuid)
+    }
+
+    async fn lookup_by_id(&self, id: u32) -> Result<DomainRef> {
+        self.state.lookup_id(id)
+    }
+
+    async fn define_xml(&self, xml: &str, _flags: DefineFlags) -> Result<DomainRef> {
+        self.writable("virDomainDefineXML")?;
+        self.state.define(parse_domain(xml)?)
+    }
+
+    async fn create_xml(&self, xml: &str, flags: CreateFlags) -> Result<DomainRef> {
+        self.writable("virDomainCreateXML")?;
+        self.state.create_transient(parse_domain(xml)?, flags)
+    }
+
+    async fn undefine(&self, dom: &DomainRef, flags: UndefineFlags) -> Result<()> {
+        self.writable("virDomainUndefine")?;
+        self.state.undefine(dom, flags)
+    }
+
+    async fn create(&self, dom: &DomainRef, flags: CreateFlags) -> Result<DomainRef> {
+        self.writable("virDomainCreate")?;
+        self.state.start(dom, flags)
+    }
+
+    async fn shutdown(&self, dom: &DomainRef, _flags: ShutdownFlags) -> Result<()> {
+        self.writable("virDomainShutdown")?;
+        self.state.shutdown(dom)
+    }
+
+    async fn reboot(&self, dom: &DomainRef, _flags: RebootFlags) -> Result<()> {
+        self.writable("virDomainReboot")?;
+        self.state.reboot(dom)
+    }
+
+    async fn reset(&self, dom: &DomainRef) -> Result<()> {
+        self.writable("virDomainReset")?;
+        self.state.reset(dom)
+    }
+
+    async fn destroy(&self, dom: &DomainRef, _flags: DestroyFlags) -> Result<()> {
+        self.writable("virDomainDestroy")?;
+        self.state.destroy(dom)
+    }
+
+    async fn suspend(&self, dom: &DomainRef) -> Result<()> {
+        self.writable("virDomainSuspend")?;
+        self.state.suspend(dom)
+    }
+
+    async fn resume(&self, dom: &DomainRef) -> Result<()> {
+        self.writable("virDomainResume")?;
+        self.state.resume(dom)
+    }
+
+    async fn state(&self, dom: &DomainRef) -> Result<(DomainState, i32)> {
+        self.state.state(dom)
+    }
+
+    async fn info(&self, dom: &DomainRef) -> Result<DomainInfo> {
+        self.state.info(dom)
+    }
+
+    async fn xml_desc(&self, dom: &DomainRef, flags: XmlFlags) -> Result<String> {
+        if flags.contains(XmlFlags::SECURE) && self.read_only {
+            return Err(Error::denied("virDomainGetXMLDesc with secure flag"));
+        }
+        self.state.xml(dom, flags)
+    }
+
+    async fn autostart(&self, dom: &DomainRef) -> Result<bool> {
+        self.state.autostart(dom)
+    }
+
+    async fn set_autostart(&self, dom: &DomainRef, on: bool) -> Result<()> {
+        self.writable("virDomainSetAutostart")?;
+        self.state.set_autostart(dom, on)
+    }
+
+    async fn is_persistent(&self, dom: &DomainRef) -> Result<bool> {
+        self.state.persistent(dom)
+    }
+
+    async fn is_active(&self, dom: &DomainRef) -> Result<bool> {
+        self.state.is_active(dom)
+    }
+
+    async fn os_type(&self, dom: &DomainRef) -> Result<String> {
+        // libvirt reports "linux" for every domain of the test driver.
+        self.state.state(dom).map(|_| "linux".to_string())
+    }
+
+    async fn has_managed_save(&self, dom: &DomainRef) -> Result<bool> {
+        self.state.managed_save(dom)
+    }
+
+    async fn security_label(&self, dom: &DomainRef) -> Result<SecurityLabel> {
+        let active = self.state.is_active(dom)?;
+        Ok(if active {
+            SecurityLabel {
+                label: "libvirt-test".into(),
+                enforcing: true,
+            }
+        } else {
+            SecurityLabel::default()
+        })
+    }
+}
+
+#[async_trait]
+impl NetworkOps for TestConnection {
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+
+    async fn list_all(&self, flags: NetworkListFlags) -> Result<Vec<NetworkRef>> {
+        Ok(self.state.net_list(flags))
+    }
+
+    async fn lookup_by_name(&self, name: &str) -> Result<NetworkRef> {
+        self.state.net_lookup_name(name)
+    }
+
+    async fn lookup_by_uuid(&self, uuid: &Uuid) -> Result<NetworkRef> {
+        self.state.net_lookup_uuid(uuid)
+    }
+
+    async fn info(&self, net: &NetworkRef) -> Result<NetworkInfo> {
+        self.state.net_info(net)
+    }
+
+    async fn xml_desc(&self, net: &NetworkRef, _flags: XmlFlags) -> Result<String> {
+        self.state.net_xml(net)
+    }
+
+    async fn define_xml(&self, xml: &str) -> Result<NetworkRef> {
+        self.writable("virNetworkDefineXML")?;
+        self.state.net_define(parse_network(xml)?)
+    }
+
+    async fn create_xml(&self, xml: &str) -> Result<NetworkRef> {
+        self.writable("virNetworkCreateXML")?;
+        self.state.net_create(parse_network(xml)?)
+    }
+
+    async fn undefine(&self, net: &NetworkRef) -> Result<()> {
+        self.writable("virNetworkUndefine")?;
+        self.state.net_undefine(net)
+    }
+
+    async fn start(&self, net: &NetworkRef) -> Result<()> {
+        self.writable("virNetworkCreate")?;
+        self.state.net_start(net)
+    }
+
+    async fn destroy(&self, net: &NetworkRef) -> Result<()> {
+        self.writable("virNetworkDestroy")?;
+        self.state.net_destroy(net)
+    }
+
+    async fn set_autostart(&self, net: &NetworkRef, on: bool) -> Result<()> {
+        self.writable("virNetworkSetAutostart")?;
+        self.state.net_set_autostart(net, on)
+    }
+}
+
+impl EventOps for TestConnection {
+    fn subscribe(&self, filter: EventFilter) -> Result<EventStream> {
+        Ok(self.state.events.subscribe(filter))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,45 @@
+//! What the test driver adds to domain definitions.
+
+use virtkit_core::domain::{DomainDef, DomainProfile};
+use virtkit_core::xml::Element;
+
+/// Defaults of libvirt's test driver: i686 guests, a cirrus video card for
+/// graphics, and `testnetN` host names for interfaces.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TestProfile;
+
+impl DomainProfile for TestProfile {
+    fn name(&self) -> &str {
+        "test"
+    }
+
+    fn default_arch(&self, _os_type: &str) -> &str {
+        "i686"
+    }
+
+    fn default_video_model(&self) -> Option<&str> {
+        Some("cirrus")
+    }
+}
+
+/// Gives every `<interface>` without a `<target dev>` the name `testnetN`,
+/// N being its position among the domain's interfaces (kept in the definition).
+pub(crate) fn assign_ifnames(def: &mut DomainDef) {
+    let Some(devices) = def.root_mut().child_mut("devices") else {
+        return;
+    };
+    for (i, iface) in devices
+        .elements_mut()
+        .filter(|e| e.name() == "interface")
+        .enumerate()
+    {
+        if iface.child("target").is_some_and(|t| t.has_attr("dev")) {
+            continue;
+        }
+        let name = format!("testnet{i}");
+        match iface.child_mut("target") {
+            Some(t) => t.set_attr("dev", &name),
+            None => iface.append_element(Element::new("target").with_attr("dev", &name)),
+        }
+    }
+}

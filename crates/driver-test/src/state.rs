@@ -1,0 +1,858 @@
+//! The in-memory host: domains and networks with libvirt's test-driver
+//! state machine (ids, state reasons, events and error messages).
+//!
+//! All state sits behind one mutex that is never held across an await or a
+//! blocking call, so queries and changes are each atomic and cheap.
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use virtkit_core::domain::{DomainDef, FormatOptions};
+use virtkit_core::event::detail;
+use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
+use virtkit_core::xml::{self, CanonicalWriter, Document};
+use virtkit_core::{
+    CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus, LifecycleEvent,
+    LifecycleKind, ListFlags, NetworkInfo, NetworkListFlags, NetworkRef, Result, UndefineFlags,
+    Uuid, XmlFlags,
+};
+
+use crate::node::Node;
+use crate::profile::{TestProfile, assign_ifnames};
+
+/// One domain.
+#[derive(Debug, Clone)]
+pub(crate) struct Dom {
+    /// The definition in use (the live one while running).
+    pub def: DomainDef,
+    /// A persistent definition given while running, used from the next stop.
+    pub next_def: Option<DomainDef>,
+    pub state: DomainState,
+    pub reason: i32,
+    pub id: Option<u32>,
+    pub persistent: bool,
+    pub autostart: bool,
+    pub managed_save: bool,
+    name: String,
+    uuid: Uuid,
+}
+
+impl Dom {
+    pub fn new(mut def: DomainDef, persistent: bool) -> Dom {
+        def.assign_generated(&TestProfile);
+        assign_ifnames(&mut def);
+        let name = def.name();
+        let uuid = def.uuid().unwrap_or_else(Uuid::random);
+        Dom {
+            def,
+            next_def: None,
+            state: DomainState::Shutoff,
+            reason: shutoff_reason::UNKNOWN,
+            id: None,
+            persistent,
+            autostart: false,
+            managed_save: false,
+            name,
+            uuid,
+        }
+    }
+
+    pub fn handle(&self) -> DomainRef {
+        DomainRef {
+            name: self.name.clone(),
+            uuid: self.uuid,
+            id: self.id,
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        self.state.is_active()
+    }
+
+    fn matches(&self, flags: ListFlags) -> bool {
+        let f = |bit| flags.contains(bit);
+        let active = self.is_active();
+        if (f(ListFlags::ACTIVE) || f(ListFlags::INACTIVE))
+            && !((active && f(ListFlags::ACTIVE)) || (!active && f(ListFlags::INACTIVE)))
+        {
+            return false;
+        }
+        if (f(ListFlags::PERSISTENT) || f(ListFlags::TRANSIENT))
+            && !((self.persistent && f(ListFlags::PERSISTENT))
+                || (!self.persistent && f(ListFlags::TRANSIENT)))
+        {
+            return false;
+        }
+        let state_bits =
+            ListFlags::RUNNING | ListFlags::PAUSED | ListFlags::SHUTOFF | ListFlags::OTHER;
+        if flags.intersects(state_bits) {
+            let ok = match self.state {
+                DomainState::Running => f(ListFlags::RUNNING),
+                DomainState::Paused => f(ListFlags::PAUSED),
+                DomainState::Shutoff => f(ListFlags::SHUTOFF),
+                _ => f(ListFlags::OTHER),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if (f(ListFlags::AUTOSTART) || f(ListFlags::NO_AUTOSTART))
+            && !((self.autostart && f(ListFlags::AUTOSTART))
+                || (!self.autostart && f(ListFlags::NO_AUTOSTART)))
+        {
+            return false;
+        }
+        if (f(ListFlags::MANAGEDSAVE) || f(ListFlags::NO_MANAGEDSAVE))
+            && !((self.managed_save && f(ListFlags::MANAGEDSAVE))
+                || (!self.managed_save && f(ListFlags::NO_MANAGEDSAVE)))
+        {
+            return false;
+        }
+        // The test driver has no snapshots.
+        !f(ListFlags::HAS_SNAPSHOT)
+    }
+}
+
+/// One virtual network (kept as its XML document until the network crate
+/// gives it a typed view).
+#[derive(Debug, Clone)]
+pub(crate) struct Net {
+    pub doc: Document,
+    pub name: String,
+    pub uuid: Uuid,
+    pub active: bool,
+    pub persistent: bool,
+    pub autostart: bool,
+}
+
+impl Net {
+    pub fn from_doc(doc: Document) -> Result<Net> {
+        let root = &doc.root;
+        let p = xml::XPath::root("network");
+        if root.name() != "network" {
+            return Err(doc.error_at(
+                root,
+                &xml::XPath::root(root.name()),
+                format!(
+                    "unexpected root element <{}>, expecting <network>",
+                    root.name()
+                ),
+            ));
+        }
+        let name_el = root
+            .child("name")
+            .ok_or_else(|| doc.error_at(root, &p, "missing name for network (add <name>)"))?;
+        let name = name_el.text().trim().to_string();
+        virtkit_core::check_object_name("network", &name)
+            .map_err(|e| doc.error_at(name_el, &p.named("name"), e.message().to_string()))?;
+        let uuid = match root.child("uuid") {
+            Some(u) => u
+                .text()
+                .parse()
+                .map_err(|e: Error| doc.error_at(u, &p.named("uuid"), e.message().to_string()))?,
+            None => Uuid::random(),
+        };
+        let mut doc = doc;
+        if doc.root.child("uuid").is_none() {
+            let n = doc
+                .root
+                .elements()
+                .position(|e| e.name() == "name")
+                .map_or(0, |i| i + 1);
+            doc.root
+                .insert_element(n, xml::Element::new("uuid").with_text(&uuid.to_string()));
+        }
+        Ok(Net {
+            doc,
+            name,
+            uuid,
+            active: false,
+            persistent: true,
+            autostart: false,
+        })
+    }
+
+    pub fn handle(&self) -> NetworkRef {
+        NetworkRef {
+            name: self.name.clone(),
+            uuid: self.uuid,
+        }
+    }
+
+    pub fn bridge(&self) -> Option<String> {
+        self.doc
+            .root
+            .child("bridge")
+            .and_then(|b| b.attr("name"))
+            .map(|s| s.into_owned())
+    }
+
+    /// The network's XML in libvirt's layout. The full network formatter
+    /// (defaults, ordering) belongs to the network crate; this prints the
+    /// stored definition with libvirt's indentation and quoting.
+    pub fn xml(&self) -> String {
+        let mut root = self.doc.root.clone();
+        root.retain_attrs(|a| a.name() != "connections");
+        if let Some(b) = root.child_mut("bridge")
+            && b.has_attr("name")
+        {
+            if !b.has_attr("stp") {
+                b.set_attr("stp", "on");
+            }
+            if !b.has_attr("delay") {
+                b.set_attr("delay", "0");
+            }
+        }
+        let mut w = CanonicalWriter::new();
+        w.element(&root, 0);
+        w.finish()
+    }
+}
+
+/// Everything behind the lock.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub doms: Vec<Dom>,
+    pub nets: Vec<Net>,
+    pub next_id: u32,
+}
+
+/// A whole fake host, shared by the connections that opened it.
+#[derive(Debug)]
+pub(crate) struct TestState {
+    inner: Mutex<Inner>,
+    pub events: EventBus,
+    pub node: Node,
+}
+
+fn no_domain_uuid(d: &DomainRef) -> Error {
+    Error::no_domain(format!(
+        "no domain with matching uuid '{}' ({})",
+        d.uuid, d.name
+    ))
+}
+
+fn not_running() -> Error {
+    Error::operation_invalid("domain is not running")
+}
+
+fn exists_with_uuid(name: &str, uuid: &Uuid) -> Error {
+    Error::new(
+        ErrorKind::OperationFailed,
+        format!("domain '{name}' already exists with uuid {uuid}"),
+    )
+}
+
+fn cpu_time_now() -> u64 {
+    // The test driver reports wall-clock time as CPU time, like libvirt's.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl TestState {
+    pub fn new(node: Node, doms: Vec<Dom>, nets: Vec<Net>, next_id: u32) -> TestState {
+        TestState {
+            inner: Mutex::new(Inner {
+                doms,
+                nets,
+                next_id,
+            }),
+            events: EventBus::default(),
+            node,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave half-done state
+        // (every change is a single assignment), so poisoning is ignored.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit(&self, dom: DomainRef, kind: LifecycleKind, detail: i32) {
+        self.events.emit(LifecycleEvent::new(dom, kind, detail));
+    }
+
+    /// Runs `f` on the domain `d` names.
+    fn with_dom<T>(&self, d: &DomainRef, f: impl FnOnce(&mut Dom) -> Result<T>) -> Result<T> {
+        let mut inner = self.lock();
+        let dom = inner
+            .doms
+            .iter_mut()
+            .find(|x| x.uuid == d.uuid)
+            .ok_or_else(|| no_domain_uuid(d))?;
+        f(dom)
+    }
+
+    // ---- queries ----
+
+    pub fn list(&self, flags: ListFlags) -> Vec<DomainRef> {
+        self.lock()
+            .doms
+            .iter()
+            .filter(|d| d.matches(flags))
+            .map(Dom::handle)
+            .collect()
+    }
+
+    pub fn lookup_name(&self, name: &str) -> Result<DomainRef> {
+        self.lock()
+            .doms
+            .iter()
+            .find(|d| d.name == name)
+            .map(Dom::handle)
+            .ok_or_else(|| Error::no_domain(format!("no domain with matching name '{name}'")))
+    }
+
+    pub fn lookup_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
+        self.lock()
+            .doms
+            .iter()
+            .find(|d| d.uuid == *uuid)
+            .map(Dom::handle)
+            .ok_or_else(|| Error::no_domain(format!("no domain with matching uuid '{uuid}'")))
+    }
+
+    pub fn lookup_id(&self, id: u32) -> Result<DomainRef> {
+        self.lock()
+            .doms
+            .iter()
+            .find(|d| d.id == Some(id))
+            .map(Dom::handle)
+            .ok_or_else(|| Error::no_domain(format!("no domain with matching id {id}")))
+    }
+
+    pub fn state(&self, d: &DomainRef) -> Result<(DomainState, i32)> {
+        self.with_dom(d, |dom| Ok((dom.state, dom.reason)))
+    }
+
+    pub fn info(&self, d: &DomainRef) -> Result<DomainInfo> {
+        self.with_dom(d, |dom| {
+            Ok(DomainInfo {
+                state: dom.state,
+                max_mem_kib: dom.def.memory_kib(),
+                memory_kib: dom.def.current_memory_kib(),
+                nr_virt_cpu: dom.def.vcpus(),
+                cpu_time_ns: cpu_time_now(),
+            })
+        })
+    }
+
+    pub fn xml(&self, d: &DomainRef, flags: XmlFlags) -> Result<String> {
+        self.with_dom(d, |dom| {
+            let inactive = flags.contains(XmlFlags::INACTIVE);
+            let def = match (&dom.next_def, inactive) {
+                (Some(next), true) => next,
+                _ => &dom.def,
+            };
+            Ok(def.to_xml_canonical(
+                &TestProfile,
+                &FormatOptions {
+                    id: dom.id,
+                    inactive: inactive || !dom.is_active(),
+                    secure: flags.contains(XmlFlags::SECURE),
+                },
+            ))
+        })
+    }
+
+    pub fn autostart(&self, d: &DomainRef) -> Result<bool> {
+        self.with_dom(d, |dom| Ok(dom.autostart))
+    }
+
+    pub fn persistent(&self, d: &DomainRef) -> Result<bool> {
+        self.with_dom(d, |dom| Ok(dom.persistent))
+    }
+
+    pub fn managed_save(&self, d: &DomainRef) -> Result<bool> {
+        self.with_dom(d, |dom| Ok(dom.managed_save))
+    }
+
+    pub fn is_active(&self, d: &DomainRef) -> Result<bool> {
+        self.with_dom(d, |dom| Ok(dom.is_active()))
+    }
+
+    // ---- definitions ----
+
+    /// Finds where a new definition goes: `Ok(Some(i))` to update domain i,
+    /// `Ok(None)` for a new one, or libvirt's conflict errors.
+    fn place(inner: &Inner, name: &str, uuid: Option<Uuid>) -> Result<Option<usize>> {
+        if let Some(u) = uuid
+            && let Some(i) = inner.doms.iter().position(|d| d.uuid == u)
+        {
+            let d = &inner.doms[i];
+            if d.name != name {
+                return Err(Error::new(
+                    ErrorKind::OperationFailed,
+                    format!(
+                        "domain '{}' is already defined with uuid {}",
+                        d.name, d.uuid
+                    ),
+                ));
+            }
+            return Ok(Some(i));
+        }
+        if let Some(d) = inner.doms.iter().find(|d| d.name == name) {
+            return Err(exists_with_uuid(&d.name, &d.uuid));
+        }
+        Ok(None)
+    }
+
+    pub fn define(&self, def: DomainDef) -> Result<DomainRef> {
+        let mut inner = self.lock();
+        let (name, uuid) = (def.name(), def.uuid());
+        match Self::place(&inner, &name, uuid)? {
+            Some(i) => {
+                let fresh = Dom::new(def, true);
+                let dom = &mut inner.doms[i];
+                if dom.is_active() {
+                    dom.next_def = Some(fresh.def);
+                } else {
+                    dom.def = fresh.def;
+                }
+                dom.persistent = true;
+                let h = dom.handle();
+                drop(inner);
+                self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_UPDATED);
+                Ok(h)
+            }
+            None => {
+                let dom = Dom::new(def, true);
+                let h = dom.handle();
+                inner.doms.push(dom);
+                drop(inner);
+                self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_ADDED);
+                Ok(h)
+            }
+        }
+    }
+
+    pub fn create_transient(&self, def: DomainDef, flags: CreateFlags) -> Result<DomainRef> {
+        check_create_flags(flags)?;
+        let mut inner = self.lock();
+        let (name, uuid) = (def.name(), def.uuid());
+        if let Some(i) = Self::place(&inner, &name, uuid)? {
+            let d = &inner.doms[i];
+            if d.is_active() {
+                return Err(Error::operation_invalid(format!(
+                    "domain '{}' is already active",
+                    d.name
+                )));
+            }
+            return Err(exists_with_uuid(&d.name, &d.uuid));
+        }
+        let mut dom = Dom::new(def, false);
+        let id = inner.next_id;
+        inner.next_id += 1;
+        start(&mut dom, id, flags);
+        let h = dom.handle();
+        inner.doms.push(dom);
+        drop(inner);
+        self.emit_start(&h, flags);
+        Ok(h)
+    }
+
+    fn emit_start(&self, h: &DomainRef, flags: CreateFlags) {
+        self.emit(h.clone(), LifecycleKind::Started, detail::STARTED_BOOTED);
+        if flags.contains(CreateFlags::PAUSED) {
+            self.emit(
+                h.clone(),
+                LifecycleKind::Suspended,
+                detail::SUSPENDED_PAUSED,
+            );
+        }
+    }
+
+    pub fn undefine(&self, d: &DomainRef, flags: UndefineFlags) -> Result<()> {
+        let mut inner = self.lock();
+        let i = inner
+            .doms
+            .iter()
+            .position(|x| x.uuid == d.uuid)
+            .ok_or_else(|| no_domain_uuid(d))?;
+        let dom = &mut inner.doms[i];
+        // Undefining a transient domain is accepted (and changes nothing),
+        // as libvirt's test driver does.
+        if dom.managed_save && !flags.contains(UndefineFlags::MANAGED_SAVE) {
+            return Err(Error::operation_invalid(
+                "Refusing to undefine while domain managed save image exists",
+            ));
+        }
+        let h = dom.handle();
+        if dom.is_active() {
+            dom.persistent = false;
+            dom.autostart = false;
+            dom.next_def = None;
+        } else {
+            inner.doms.remove(i);
+        }
+        drop(inner);
+        self.emit(h, LifecycleKind::Undefined, detail::UNDEFINED_REMOVED);
+        Ok(())
+    }
+
+    // ---- lifecycle ----
+
+    pub fn start(&self, d: &DomainRef, flags: CreateFlags) -> Result<DomainRef> {
+        check_create_flags(flags)?;
+        let mut inner = self.lock();
+        let id = inner.next_id;
+        let dom = inner
+            .doms
+            .iter_mut()
+            .find(|x| x.uuid == d.uuid)
+            .ok_or_else(|| no_domain_uuid(d))?;
+        if dom.is_active() {
+            return Err(Error::operation_invalid(format!(
+                "Domain '{}' is already running",
+                dom.name
+            )));
+        }
+        start(dom, id, flags);
+        let h = dom.handle();
+        inner.next_id += 1;
+        drop(inner);
+        self.emit_start(&h, flags);
+        Ok(h)
+    }
+
+    /// Moves a running domain to shut off; removes it when transient.
+    fn stop(inner: &mut Inner, uuid: &Uuid, reason: i32) -> DomainRef {
+        let i = inner
+            .doms
+            .iter()
+            .position(|x| x.uuid == *uuid)
+            .expect("caller found the domain under the same lock");
+        let dom = &mut inner.doms[i];
+        let h = dom.handle();
+        dom.state = DomainState::Shutoff;
+        dom.reason = reason;
+        dom.id = None;
+        if let Some(next) = dom.next_def.take() {
+            dom.def = next;
+        }
+        if !dom.persistent {
+            inner.doms.remove(i);
+        }
+        h
+    }
+
+    pub fn destroy(&self, d: &DomainRef) -> Result<()> {
+        let mut inner = self.lock();
+        let dom = inner
+            .doms
+            .iter()
+            .find(|x| x.uuid == d.uuid)
+            .ok_or_else(|| no_domain_uuid(d))?;
+        if !dom.is_active() {
+            return Err(not_running());
+        }
+        let h = Self::stop(&mut inner, &d.uuid, shutoff_reason::DESTROYED);
+        drop(inner);
+        self.emit(h, LifecycleKind::Stopped, detail::STOPPED_DESTROYED);
+        Ok(())
+    }
+
+    pub fn shutdown(&self, d: &DomainRef) -> Result<()> {
+        let mut inner = self.lock();
+        let dom = inner
+            .doms
+            .iter()
+            .find(|x| x.uuid == d.uuid)
+            .ok_or_else(|| no_domain_uuid(d))?;
+        if dom.state != DomainState::Running {
+            return Err(Error::internal(format!(
+                "domain '{}' not running",
+                dom.name
+            )));
+        }
+        let h = Self::stop(&mut inner, &d.uuid, shutoff_reason::SHUTDOWN);
+        drop(inner);
+        self.emit(h, LifecycleKind::Stopped, detail::STOPPED_SHUTDOWN);
+        Ok(())
+    }
+
+    pub fn reboot(&self, d: &DomainRef) -> Result<()> {
+        let mut inner = self.lock();
+        let dom = inner
+            .doms
+            .iter_mut()
+            .find(|x| x.uuid == d.uuid)
+            .ok_or_else(|| no_domain_uuid(d))?;
+        if !dom.is_active() {
+            return Err(not_running());
+        }
+        // The guest goes down and the on_reboot action decides what follows.
+        match dom.def.lifecycle_action("on_reboot").as_str() {
+            "destroy" => {
+                let h = Self::stop(&mut inner, &d.uuid, shutoff_reason::SHUTDOWN);
+                drop(inner);
+                self.emit(h, LifecycleKind::Stopped, detail::STOPPED_SHUTDOWN);
+            }
+            _ => {
+                dom.state = DomainState::Running;
+                dom.reason = running_reason::BOOTED;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn reset(&self, d: &DomainRef) -> Result<()> {
+        self.with_dom(d, |dom| {
+            if !dom.is_active() {
+                return Err(not_running());
+            }
+            Ok(())
+        })
+    }
+
+    pub fn suspend(&self, d: &DomainRef) -> Result<()> {
+        let h = self.with_dom(d, |dom| {
+            if dom.state != DomainState::Running {
+                return Err(Error::internal(format!(
+                    "domain '{}' not running",
+                    dom.name
+                )));
+            }
+            dom.state = DomainState::Paused;
+            dom.reason = paused_reason::USER;
+            Ok(dom.handle())
+        })?;
+        self.emit(h, LifecycleKind::Suspended, detail::SUSPENDED_PAUSED);
+        Ok(())
+    }
+
+    pub fn resume(&self, d: &DomainRef) -> Result<()> {
+        let h = self.with_dom(d, |dom| {
+            if dom.state != DomainState::Paused {
+                return Err(Error::internal(format!("domain '{}' not paused", dom.name)));
+            }
+            dom.state = DomainState::Running;
+            dom.reason = running_reason::UNPAUSED;
+            Ok(dom.handle())
+        })?;
+        self.emit(h, LifecycleKind::Resumed, detail::RESUMED_UNPAUSED);
+        Ok(())
+    }
+
+    pub fn set_autostart(&self, d: &DomainRef, on: bool) -> Result<()> {
+        // libvirt's test driver accepts autostart on transient domains too.
+        self.with_dom(d, |dom| {
+            dom.autostart = on;
+            Ok(())
+        })
+    }
+
+    // ---- networks ----
+
+    fn with_net<T>(&self, n: &NetworkRef, f: impl FnOnce(&mut Net) -> Result<T>) -> Result<T> {
+        let mut inner = self.lock();
+        let net = inner
+            .nets
+            .iter_mut()
+            .find(|x| x.uuid == n.uuid)
+            .ok_or_else(|| {
+                Error::no_network(format!(
+                    "no network with matching uuid '{}' ({})",
+                    n.uuid, n.name
+                ))
+            })?;
+        f(net)
+    }
+
+    pub fn net_list(&self, flags: NetworkListFlags) -> Vec<NetworkRef> {
+        let f = |b| flags.contains(b);
+        self.lock()
+            .nets
+            .iter()
+            .filter(|n| {
+                let act = f(NetworkListFlags::ACTIVE) || f(NetworkListFlags::INACTIVE);
+                let per = f(NetworkListFlags::PERSISTENT) || f(NetworkListFlags::TRANSIENT);
+                let aut = f(NetworkListFlags::AUTOSTART) || f(NetworkListFlags::NO_AUTOSTART);
+                (!act
+                    || (n.active && f(NetworkListFlags::ACTIVE))
+                    || (!n.active && f(NetworkListFlags::INACTIVE)))
+                    && (!per
+                        || (n.persistent && f(NetworkListFlags::PERSISTENT))
+                        || (!n.persistent && f(NetworkListFlags::TRANSIENT)))
+                    && (!aut
+                        || (n.autostart && f(NetworkListFlags::AUTOSTART))
+                        || (!n.autostart && f(NetworkListFlags::NO_AUTOSTART)))
+            })
+            .map(Net::handle)
+            .collect()
+    }
+
+    pub fn net_lookup_name(&self, name: &str) -> Result<NetworkRef> {
+        self.lock()
+            .nets
+            .iter()
+            .find(|n| n.name == name)
+            .map(Net::handle)
+            .ok_or_else(|| Error::no_network(format!("no network with matching name '{name}'")))
+    }
+
+    pub fn net_lookup_uuid(&self, uuid: &Uuid) -> Result<NetworkRef> {
+        self.lock()
+            .nets
+            .iter()
+            .find(|n| n.uuid == *uuid)
+            .map(Net::handle)
+            .ok_or_else(|| Error::no_network(format!("no network with matching uuid '{uuid}'")))
+    }
+
+    pub fn net_info(&self, n: &NetworkRef) -> Result<NetworkInfo> {
+        self.with_net(n, |net| {
+            Ok(NetworkInfo {
+                net: net.handle(),
+                active: net.active,
+                persistent: net.persistent,
+                autostart: net.autostart,
+                bridge: net.bridge(),
+            })
+        })
+    }
+
+    pub fn net_xml(&self, n: &NetworkRef) -> Result<String> {
+        self.with_net(n, |net| Ok(net.xml()))
+    }
+
+    fn net_add(&self, mut net: Net, active: bool) -> Result<NetworkRef> {
+        let mut inner = self.lock();
+        if let Some(i) = inner.nets.iter().position(|x| x.uuid == net.uuid) {
+            let old = &inner.nets[i];
+            if old.name != net.name {
+                return Err(Error::new(
+                    ErrorKind::OperationFailed,
+                    format!(
+                        "network '{}' is already defined with uuid {}",
+                        old.name, old.uuid
+                    ),
+                ));
+            }
+            if active && old.active {
+                return Err(Error::operation_invalid(format!(
+                    "network is already active as '{}'",
+                    old.name
+                )));
+            }
+            net.active = old.active || active;
+            net.autostart = old.autostart;
+            net.persistent = old.persistent || !active;
+            inner.nets[i] = net.clone();
+            return Ok(net.handle());
+        }
+        if let Some(old) = inner.nets.iter().find(|x| x.name == net.name) {
+            return Err(Error::new(
+                ErrorKind::OperationFailed,
+                format!(
+                    "network '{}' already exists with uuid {}",
+                    old.name, old.uuid
+                ),
+            ));
+        }
+        net.active = active;
+        net.persistent = !active;
+        let h = net.handle();
+        inner.nets.push(net);
+        Ok(h)
+    }
+
+    pub fn net_define(&self, net: Net) -> Result<NetworkRef> {
+        self.net_add(net, false)
+    }
+
+    pub fn net_create(&self, net: Net) -> Result<NetworkRef> {
+        self.net_add(net, true)
+    }
+
+    pub fn net_undefine(&self, n: &NetworkRef) -> Result<()> {
+        let mut inner = self.lock();
+        let i = inner
+            .nets
+            .iter()
+            .position(|x| x.uuid == n.uuid)
+            .ok_or_else(|| {
+                Error::no_network(format!("no network with matching uuid '{}'", n.uuid))
+            })?;
+        if !inner.nets[i].persistent {
+            return Err(Error::operation_invalid(
+                "cannot undefine transient network",
+            ));
+        }
+        if inner.nets[i].active {
+            inner.nets[i].persistent = false;
+            inner.nets[i].autostart = false;
+        } else {
+            inner.nets.remove(i);
+        }
+        Ok(())
+    }
+
+    pub fn net_start(&self, n: &NetworkRef) -> Result<()> {
+        self.with_net(n, |net| {
+            if net.active {
+                return Err(Error::operation_invalid("network is already active"));
+            }
+            net.active = true;
+            Ok(())
+        })
+    }
+
+    pub fn net_destroy(&self, n: &NetworkRef) -> Result<()> {
+        let mut inner = self.lock();
+        let i = inner
+            .nets
+            .iter()
+            .position(|x| x.uuid == n.uuid)
+            .ok_or_else(|| {
+                Error::no_network(format!("no network with matching uuid '{}'", n.uuid))
+            })?;
+        if !inner.nets[i].active {
+            return Err(Error::operation_invalid("network is not active"));
+        }
+        if inner.nets[i].persistent {
+            inner.nets[i].active = false;
+        } else {
+            inner.nets.remove(i);
+        }
+        Ok(())
+    }
+
+    pub fn net_set_autostart(&self, n: &NetworkRef, on: bool) -> Result<()> {
+        self.with_net(n, |net| {
+            if !net.persistent {
+                return Err(Error::operation_invalid(
+                    "cannot set autostart for transient network",
+                ));
+            }
+            net.autostart = on;
+            Ok(())
+        })
+    }
+}
+
+fn check_create_flags(flags: CreateFlags) -> Result<()> {
+    let supported = CreateFlags::PAUSED.bits() | CreateFlags::VALIDATE.bits();
+    let bad = flags.bits() & !supported;
+    if bad != 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidArg,
+            format!("unsupported flags (0x{bad:x}) for starting a domain on the test driver"),
+        ));
+    }
+    Ok(())
+}
+
+/// Puts a shut-off domain into the running (or paused) state with `id`.
+fn start(dom: &mut Dom, id: u32, flags: CreateFlags) {
+    dom.id = Some(id);
+    if flags.contains(CreateFlags::PAUSED) {
+        dom.state = DomainState::Paused;
+        dom.reason = paused_reason::USER;
+    } else {
+        dom.state = DomainState::Running;
+        dom.reason = running_reason::BOOTED;
+    }
+}
