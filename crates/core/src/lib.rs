@@ -16,6 +16,7 @@ pub mod domain;
 pub mod driver;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod ids;
 pub mod registry;
 pub mod types;

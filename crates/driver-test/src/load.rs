@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use virtkit_core::domain::DomainDef;
+use virtkit_core::files;
 use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
 use virtkit_core::xml::{self, Document, Element, ParseOptions, XPath};
 use virtkit_core::{DomainState, Error, ErrorKind, Result};
@@ -18,16 +19,8 @@ use virtkit_core::{DomainState, Error, ErrorKind, Result};
 use crate::node::Node;
 use crate::state::{Dom, Net, TestState};
 
-/// Largest node or object file read (libvirt's limit for XML files).
-const MAX_FILE: u64 = 10 * 1024 * 1024;
-
 fn read(path: &Path) -> Result<Document> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| Error::new(ErrorKind::OpenFailed, format!("{}: {e}", path.display())))?;
-    let mut buf = Vec::new();
-    f.take(MAX_FILE + 1)
-        .read_to_end(&mut buf)
+    let buf = files::read_limited(path, files::MAX_XML_FILE)
         .map_err(|e| Error::new(ErrorKind::ReadFailed, format!("{}: {e}", path.display())))?;
     xml::parse_with(
         &buf,

@@ -4,6 +4,7 @@
 //! All state sits behind one mutex that is never held across an await or a
 //! blocking call, so queries and changes are each atomic and cheap.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -209,10 +210,56 @@ impl Net {
     }
 }
 
+/// Domains indexed by UUID and by name.
+#[derive(Debug, Default)]
+pub(crate) struct DomTable {
+    by_uuid: HashMap<Uuid, Dom>,
+    by_name: HashMap<String, Uuid>,
+}
+
+impl DomTable {
+    pub fn get(&self, uuid: &Uuid) -> Option<&Dom> {
+        self.by_uuid.get(uuid)
+    }
+
+    pub fn get_mut(&mut self, uuid: &Uuid) -> Option<&mut Dom> {
+        self.by_uuid.get_mut(uuid)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Dom> {
+        self.by_name.get(name).and_then(|u| self.by_uuid.get(u))
+    }
+
+    pub fn insert(&mut self, dom: Dom) {
+        self.by_name.insert(dom.name.clone(), dom.uuid);
+        self.by_uuid.insert(dom.uuid, dom);
+    }
+
+    pub fn remove(&mut self, uuid: &Uuid) -> Option<Dom> {
+        let dom = self.by_uuid.remove(uuid)?;
+        self.by_name.remove(&dom.name);
+        Some(dom)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Dom> {
+        self.by_uuid.values()
+    }
+}
+
+impl FromIterator<Dom> for DomTable {
+    fn from_iter<I: IntoIterator<Item = Dom>>(iter: I) -> Self {
+        let mut t = DomTable::default();
+        for d in iter {
+            t.insert(d);
+        }
+        t
+    }
+}
+
 /// Everything behind the lock.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub doms: Vec<Dom>,
+    pub doms: DomTable,
     pub nets: Vec<Net>,
     pub next_id: u32,
 }
@@ -255,7 +302,7 @@ impl TestState {
     pub fn new(node: Node, doms: Vec<Dom>, nets: Vec<Net>, next_id: u32) -> TestState {
         TestState {
             inner: Mutex::new(Inner {
-                doms,
+                doms: doms.into_iter().collect(),
                 nets,
                 next_id,
             }),
@@ -279,8 +326,7 @@ impl TestState {
         let mut inner = self.lock();
         let dom = inner
             .doms
-            .iter_mut()
-            .find(|x| x.uuid == d.uuid)
+            .get_mut(&d.uuid)
             .ok_or_else(|| no_domain_uuid(d))?;
         f(dom)
     }
@@ -299,8 +345,7 @@ impl TestState {
     pub fn lookup_name(&self, name: &str) -> Result<DomainRef> {
         self.lock()
             .doms
-            .iter()
-            .find(|d| d.name == name)
+            .by_name(name)
             .map(Dom::handle)
             .ok_or_else(|| Error::no_domain(format!("no domain with matching name '{name}'")))
     }
@@ -308,8 +353,7 @@ impl TestState {
     pub fn lookup_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
         self.lock()
             .doms
-            .iter()
-            .find(|d| d.uuid == *uuid)
+            .get(uuid)
             .map(Dom::handle)
             .ok_or_else(|| Error::no_domain(format!("no domain with matching uuid '{uuid}'")))
     }
@@ -375,13 +419,10 @@ impl TestState {
 
     // ---- definitions ----
 
-    /// Finds where a new definition goes: `Ok(Some(i))` to update domain i,
-    /// `Ok(None)` for a new one, or libvirt's conflict errors.
-    fn place(inner: &Inner, name: &str, uuid: Option<Uuid>) -> Result<Option<usize>> {
-        if let Some(u) = uuid
-            && let Some(i) = inner.doms.iter().position(|d| d.uuid == u)
-        {
-            let d = &inner.doms[i];
+    /// Finds where a new definition goes: `Ok(Some(uuid))` to update that
+    /// domain, `Ok(None)` for a new one, or libvirt's conflict errors.
+    fn place(inner: &Inner, name: &str, uuid: Option<Uuid>) -> Result<Option<Uuid>> {
+        if let Some(d) = uuid.and_then(|u| inner.doms.get(&u)) {
             if d.name != name {
                 return Err(Error::new(
                     ErrorKind::OperationFailed,
@@ -391,9 +432,9 @@ impl TestState {
                     ),
                 ));
             }
-            return Ok(Some(i));
+            return Ok(Some(d.uuid));
         }
-        if let Some(d) = inner.doms.iter().find(|d| d.name == name) {
+        if let Some(d) = inner.doms.by_name(name) {
             return Err(exists_with_uuid(&d.name, &d.uuid));
         }
         Ok(None)
@@ -403,9 +444,12 @@ impl TestState {
         let mut inner = self.lock();
         let (name, uuid) = (def.name(), def.uuid());
         match Self::place(&inner, &name, uuid)? {
-            Some(i) => {
+            Some(u) => {
                 let fresh = Dom::new(def, true);
-                let dom = &mut inner.doms[i];
+                let dom = inner
+                    .doms
+                    .get_mut(&u)
+                    .expect("place() found it under the same lock");
                 if dom.is_active() {
                     dom.next_def = Some(fresh.def);
                 } else {
@@ -420,7 +464,7 @@ impl TestState {
             None => {
                 let dom = Dom::new(def, true);
                 let h = dom.handle();
-                inner.doms.push(dom);
+                inner.doms.insert(dom);
                 drop(inner);
                 self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_ADDED);
                 Ok(h)
@@ -432,8 +476,7 @@ impl TestState {
         check_create_flags(flags)?;
         let mut inner = self.lock();
         let (name, uuid) = (def.name(), def.uuid());
-        if let Some(i) = Self::place(&inner, &name, uuid)? {
-            let d = &inner.doms[i];
+        if let Some(d) = Self::place(&inner, &name, uuid)?.and_then(|u| inner.doms.get(&u)) {
             if d.is_active() {
                 return Err(Error::operation_invalid(format!(
                     "domain '{}' is already active",
@@ -447,7 +490,7 @@ impl TestState {
         inner.next_id += 1;
         start(&mut dom, id, flags);
         let h = dom.handle();
-        inner.doms.push(dom);
+        inner.doms.insert(dom);
         drop(inner);
         self.emit_start(&h, flags);
         Ok(h)
@@ -466,12 +509,10 @@ impl TestState {
 
     pub fn undefine(&self, d: &DomainRef, flags: UndefineFlags) -> Result<()> {
         let mut inner = self.lock();
-        let i = inner
+        let dom = inner
             .doms
-            .iter()
-            .position(|x| x.uuid == d.uuid)
+            .get_mut(&d.uuid)
             .ok_or_else(|| no_domain_uuid(d))?;
-        let dom = &mut inner.doms[i];
         // Undefining a transient domain is accepted (and changes nothing),
         // as libvirt's test driver does.
         if dom.managed_save && !flags.contains(UndefineFlags::MANAGED_SAVE) {
@@ -485,7 +526,7 @@ impl TestState {
             dom.autostart = false;
             dom.next_def = None;
         } else {
-            inner.doms.remove(i);
+            inner.doms.remove(&d.uuid);
         }
         drop(inner);
         self.emit(h, LifecycleKind::Undefined, detail::UNDEFINED_REMOVED);
@@ -500,8 +541,7 @@ impl TestState {
         let id = inner.next_id;
         let dom = inner
             .doms
-            .iter_mut()
-            .find(|x| x.uuid == d.uuid)
+            .get_mut(&d.uuid)
             .ok_or_else(|| no_domain_uuid(d))?;
         if dom.is_active() {
             return Err(Error::operation_invalid(format!(
@@ -519,12 +559,10 @@ impl TestState {
 
     /// Moves a running domain to shut off; removes it when transient.
     fn stop(inner: &mut Inner, uuid: &Uuid, reason: i32) -> DomainRef {
-        let i = inner
+        let dom = inner
             .doms
-            .iter()
-            .position(|x| x.uuid == *uuid)
+            .get_mut(uuid)
             .expect("caller found the domain under the same lock");
-        let dom = &mut inner.doms[i];
         let h = dom.handle();
         dom.state = DomainState::Shutoff;
         dom.reason = reason;
@@ -533,18 +571,14 @@ impl TestState {
             dom.def = next;
         }
         if !dom.persistent {
-            inner.doms.remove(i);
+            inner.doms.remove(uuid);
         }
         h
     }
 
     pub fn destroy(&self, d: &DomainRef) -> Result<()> {
         let mut inner = self.lock();
-        let dom = inner
-            .doms
-            .iter()
-            .find(|x| x.uuid == d.uuid)
-            .ok_or_else(|| no_domain_uuid(d))?;
+        let dom = inner.doms.get(&d.uuid).ok_or_else(|| no_domain_uuid(d))?;
         if !dom.is_active() {
             return Err(not_running());
         }
@@ -556,11 +590,7 @@ impl TestState {
 
     pub fn shutdown(&self, d: &DomainRef) -> Result<()> {
         let mut inner = self.lock();
-        let dom = inner
-            .doms
-            .iter()
-            .find(|x| x.uuid == d.uuid)
-            .ok_or_else(|| no_domain_uuid(d))?;
+        let dom = inner.doms.get(&d.uuid).ok_or_else(|| no_domain_uuid(d))?;
         if dom.state != DomainState::Running {
             return Err(Error::internal(format!(
                 "domain '{}' not running",
@@ -577,8 +607,7 @@ impl TestState {
         let mut inner = self.lock();
         let dom = inner
             .doms
-            .iter_mut()
-            .find(|x| x.uuid == d.uuid)
+            .get_mut(&d.uuid)
             .ok_or_else(|| no_domain_uuid(d))?;
         if !dom.is_active() {
             return Err(not_running());

@@ -249,32 +249,25 @@ pub async fn run(ctx: &mut Ctx, call: &Call) -> CmdResult {
 
 /// Reads an XML file the user named, with virsh's message on failure.
 pub fn read_xml_file(path: &str) -> Result<String, Failure> {
-    use std::io::Read;
-    const MAX: u64 = 10 * 1024 * 1024;
-    let open = std::fs::File::open(path).map_err(|e| {
-        Failure::msg(format!(
-            "Failed to open file '{path}': {}",
-            virtkit_strerror(&e)
-        ))
-    })?;
-    let mut buf = Vec::new();
-    open.take(MAX + 1).read_to_end(&mut buf).map_err(|e| {
-        Failure::msg(format!(
-            "Failed to read file '{path}': {}",
-            virtkit_strerror(&e)
-        ))
-    })?;
-    if buf.len() as u64 > MAX {
-        return Err(Failure::msg(format!(
-            "file '{path}' is larger than {MAX} bytes"
-        )));
-    }
+    let buf = read_file(path)?;
     String::from_utf8(buf).map_err(|e| {
         Failure::msg(format!(
             "file '{path}' is not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         ))
     })
+}
+
+/// Reads a file the user named (at most 10 MiB), with virsh's message on failure.
+pub fn read_file(path: &str) -> Result<Vec<u8>, Failure> {
+    virtkit::files::read_limited(std::path::Path::new(path), virtkit::files::MAX_XML_FILE).map_err(
+        |e| {
+            Failure::msg(format!(
+                "Failed to open file '{path}': {}",
+                virtkit_strerror(&e)
+            ))
+        },
+    )
 }
 
 /// An OS error as `strerror` words (without Rust's "(os error N)").

@@ -10,12 +10,7 @@ use super::{CmdResult, Ctx, Failure};
 pub fn xml_format(ctx: &mut Ctx, call: &Call) -> CmdResult {
     let file = call.req("file");
     let kind = call.value("kind").unwrap_or("domain");
-    let bytes = std::fs::read(file).map_err(|e| {
-        Failure::msg(format!(
-            "Failed to open file '{file}': {}",
-            super::virtkit_strerror(&e)
-        ))
-    })?;
+    let bytes = super::read_file(file)?;
     match kind {
         "domain" => {
             let def = DomainDef::parse_named(&bytes, file)?;
