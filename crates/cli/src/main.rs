@@ -111,10 +111,11 @@ async fn run_calls(ctx: &mut Ctx, calls: &[Call]) -> bool {
     let mut ok = true;
     for call in calls {
         let r = cmd::run(ctx, call).await;
-        if !ctx.quiet {
-            ctx.out.push('\n');
+        ctx.end_command();
+        if r.is_err() {
+            // Keep stdout and stderr in order on a terminal.
+            ctx.flush();
         }
-        ctx.flush();
         ok = match r {
             Ok(()) => true,
             Err(f) => {
@@ -234,6 +235,7 @@ fn main() -> ExitCode {
             },
         }
     });
+    ctx.flush();
     if ok {
         ExitCode::SUCCESS
     } else {

@@ -196,19 +196,25 @@ impl FromStr for Uuid {
             )
         };
         let t = s.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\n');
+        let hex = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        };
         let mut out = [0u8; 16];
         let mut n = 0;
-        let mut chars = t.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '-' {
+        let mut bytes = t.bytes();
+        while let Some(c) = bytes.next() {
+            if c == b'-' {
                 continue;
             }
-            let hi = c.to_digit(16).ok_or_else(bad)?;
-            let lo = chars.next().and_then(|d| d.to_digit(16)).ok_or_else(bad)?;
+            let hi = hex(c).ok_or_else(bad)?;
+            let lo = bytes.next().and_then(hex).ok_or_else(bad)?;
             if n == 16 {
                 return Err(bad());
             }
-            out[n] = (hi * 16 + lo) as u8;
+            out[n] = hi * 16 + lo;
             n += 1;
         }
         if n != 16 {

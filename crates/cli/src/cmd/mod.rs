@@ -8,7 +8,7 @@ mod network;
 pub mod spec;
 mod xmlfmt;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use virtkit::{Connect, Domain, Error, OpenFlags, Uri};
 
@@ -71,6 +71,11 @@ pub struct Ctx {
     conn: Option<Connect>,
     /// Output of the running command.
     pub out: String,
+    /// Output of finished commands not yet written. Like virsh (stdio),
+    /// output to a terminal is written after each command and output to a
+    /// pipe or file in large blocks.
+    pending: Vec<u8>,
+    tty: bool,
     /// Set by `quit`/`exit`.
     pub quit: bool,
     /// Set when opening the connection failed: stop running commands.
@@ -110,6 +115,8 @@ impl Ctx {
             quiet,
             conn: None,
             out: String::new(),
+            pending: Vec::new(),
+            tty: std::io::stdout().is_terminal(),
             quit: false,
             fatal: false,
         }
@@ -184,12 +191,31 @@ impl Ctx {
         Ok(())
     }
 
-    /// Writes what the command printed so far (for long-running commands).
-    pub fn flush(&mut self) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(self.out.as_bytes());
-        let _ = stdout.flush();
+    /// Ends a command's output: virsh's blank line unless quiet, then the
+    /// output is written (at once on a terminal, in blocks otherwise).
+    pub fn end_command(&mut self) {
+        if !self.quiet {
+            self.out.push('\n');
+        }
+        self.pending.extend_from_slice(self.out.as_bytes());
         self.out.clear();
+        if self.tty || self.pending.len() >= 64 * 1024 {
+            self.write_pending();
+        }
+    }
+
+    /// Writes everything printed so far now (long-running commands, exit).
+    pub fn flush(&mut self) {
+        self.pending.extend_from_slice(self.out.as_bytes());
+        self.out.clear();
+        self.write_pending();
+    }
+
+    fn write_pending(&mut self) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(&self.pending);
+        let _ = stdout.flush();
+        self.pending.clear();
     }
 }
 

@@ -65,7 +65,14 @@ pub const DOMAIN_SOURCE_LABEL: &str = "(domain_definition)";
 impl DomainDef {
     /// Parses and validates domain XML given as a string.
     pub fn parse(xml: &str) -> Result<DomainDef> {
-        DomainDef::parse_named(xml.as_bytes(), DOMAIN_SOURCE_LABEL)
+        let doc = xml::parse_str(
+            xml,
+            &ParseOptions {
+                source: Some(DOMAIN_SOURCE_LABEL.to_string()),
+                ..ParseOptions::default()
+            },
+        )?;
+        DomainDef::from_document(doc)
     }
 
     /// Parses and validates domain XML read from `source` (a file name, used

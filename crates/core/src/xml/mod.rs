@@ -16,7 +16,9 @@ mod write;
 
 use std::borrow::Cow;
 
-pub use parse::{ParseOptions, parse, parse_with};
+use compact_str::CompactString;
+
+pub use parse::{ParseOptions, parse, parse_str, parse_with};
 pub use write::{CanonicalWriter, escape_libvirt};
 
 use crate::error::{Error, XmlLocation};
@@ -65,20 +67,22 @@ pub enum Node {
 /// Character data, stored as written (with entity references).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text {
-    raw: String,
+    raw: CompactString,
 }
 
 impl Text {
     /// Text from an unescaped value.
     pub fn new(value: &str) -> Text {
         Text {
-            raw: escape_text(value).into_owned(),
+            raw: CompactString::from(escape_text(value)),
         }
     }
 
     /// Text from already escaped characters.
-    pub fn from_raw(raw: impl Into<String>) -> Text {
-        Text { raw: raw.into() }
+    pub fn from_raw(raw: impl AsRef<str>) -> Text {
+        Text {
+            raw: CompactString::from(raw.as_ref()),
+        }
     }
 
     /// The text as written.
@@ -102,18 +106,18 @@ impl Text {
 /// An attribute, with its value kept escaped as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
-    name: String,
-    raw: String,
+    name: CompactString,
+    raw: CompactString,
     quote: u8,
     pos: Pos,
 }
 
 impl Attr {
     /// An attribute from an unescaped value.
-    pub fn new(name: impl Into<String>, value: &str) -> Attr {
+    pub fn new(name: impl AsRef<str>, value: &str) -> Attr {
         Attr {
-            name: name.into(),
-            raw: escape_attr(value).into_owned(),
+            name: CompactString::from(name.as_ref()),
+            raw: CompactString::from(escape_attr(value)),
             quote: b'\'',
             pos: Pos::default(),
         }
@@ -154,21 +158,24 @@ impl Attr {
 /// An element with its attributes and children.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Element {
-    name: String,
+    name: CompactString,
     attrs: Vec<Attr>,
     /// Child nodes in document order.
     pub children: Vec<Node>,
     empty: bool,
-    raw_start: Option<String>,
-    raw_end: Option<String>,
+    /// The start tag as written, when it differs from what the attributes
+    /// would regenerate (extra blanks, line breaks...).
+    raw_start: Option<Box<str>>,
+    /// The end tag as written, when it is not plain `</name>`.
+    raw_end: Option<Box<str>>,
     pos: Pos,
 }
 
 impl Element {
     /// A new element without attributes or children (written `<name/>`).
-    pub fn new(name: impl Into<String>) -> Element {
+    pub fn new(name: impl AsRef<str>) -> Element {
         Element {
-            name: name.into(),
+            name: CompactString::from(name.as_ref()),
             attrs: Vec::new(),
             children: Vec::new(),
             empty: true,
@@ -212,8 +219,8 @@ impl Element {
     }
 
     /// Renames the element.
-    pub fn set_name(&mut self, name: impl Into<String>) {
-        self.name = name.into();
+    pub fn set_name(&mut self, name: impl AsRef<str>) {
+        self.name = CompactString::from(name.as_ref());
         self.raw_start = None;
         self.raw_end = None;
     }
@@ -250,7 +257,7 @@ impl Element {
 
     /// Sets an attribute, keeping its place if it exists, else appending it.
     pub fn set_attr(&mut self, name: &str, value: &str) {
-        let raw = escape_attr(value).into_owned();
+        let raw = CompactString::from(escape_attr(value));
         match self.attrs.iter_mut().find(|a| a.name == name) {
             Some(a) => {
                 if a.raw == raw {
@@ -262,7 +269,7 @@ impl Element {
                 }
             }
             None => self.attrs.push(Attr {
-                name: name.to_string(),
+                name: CompactString::from(name),
                 raw,
                 quote: b'\'',
                 pos: Pos::default(),

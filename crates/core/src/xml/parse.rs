@@ -30,7 +30,7 @@ impl Default for ParseOptions {
 
 /// Parses a document from text with default options.
 pub fn parse(input: &str) -> Result<Document> {
-    parse_with(input.as_bytes(), &ParseOptions::default())
+    parse_str(input, &ParseOptions::default())
 }
 
 /// Maps byte offsets to lines and columns.
@@ -64,6 +64,46 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// Tracks line and column while the parser moves forward through the text,
+/// so that positions cost a scan of the bytes passed, nothing more.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    offset: usize,
+    line: u32,
+    column: u32,
+}
+
+impl Cursor {
+    fn start() -> Cursor {
+        Cursor {
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
+    }
+
+    /// Moves to `offset` (never backwards) and returns the position there.
+    fn advance(&mut self, text: &[u8], offset: usize) -> Pos {
+        let offset = offset.min(text.len());
+        if offset > self.offset {
+            for &b in &text[self.offset..offset] {
+                if b == b'\n' {
+                    self.line += 1;
+                    self.column = 1;
+                } else if b & 0xC0 != 0x80 {
+                    // Count characters, not UTF-8 continuation bytes.
+                    self.column += 1;
+                }
+            }
+            self.offset = offset;
+        }
+        Pos {
+            line: self.line,
+            column: self.column,
+        }
+    }
+}
+
 fn memchr_all(needle: u8, hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
     hay.iter()
         .enumerate()
@@ -73,7 +113,7 @@ fn memchr_all(needle: u8, hay: &[u8]) -> impl Iterator<Item = usize> + '_ {
 
 struct Parser<'a> {
     input: &'a str,
-    lines: LineIndex<'a>,
+    cursor: Cursor,
     opts: &'a ParseOptions,
     /// Open elements, with the number of earlier same-named siblings + 1.
     stack: Vec<(Element, usize)>,
@@ -106,10 +146,6 @@ pub fn parse_with(bytes: &[u8], opts: &ParseOptions) -> Result<Document> {
             ),
         ));
     }
-    let (bytes, bom) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        Some(rest) => (rest, true),
-        None => (bytes, false),
-    };
     let input = match std::str::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => {
@@ -128,16 +164,41 @@ pub fn parse_with(bytes: &[u8], opts: &ParseOptions) -> Result<Document> {
             ));
         }
     };
+    parse_str(input, opts)
+}
+
+/// Parses a document from text (already known to be UTF-8).
+pub fn parse_str(input: &str, opts: &ParseOptions) -> Result<Document> {
+    if let Some(rest) = input.strip_prefix('\u{feff}') {
+        let mut doc = parse_str(rest, opts)?;
+        doc.prolog.insert(0, Node::Text(Text::from_raw("\u{feff}")));
+        return Ok(doc);
+    }
+    if input.len() > opts.max_size {
+        return Err(Error::xml(
+            format!(
+                "document is {} bytes, more than the limit of {} bytes",
+                input.len(),
+                opts.max_size
+            ),
+            XmlLocation {
+                source: opts.source.clone(),
+                line: 1,
+                column: 1,
+                path: String::new(),
+            },
+        ));
+    }
     let mut p = Parser {
         input,
-        lines: LineIndex::new(input),
+        cursor: Cursor::start(),
         opts,
         stack: Vec::new(),
         prolog: Vec::new(),
         epilog: Vec::new(),
         root: None,
     };
-    if let Some((i, c)) = input.char_indices().find(|(_, c)| !is_xml_char(*c)) {
+    if let Some((i, c)) = first_non_xml_char(input) {
         return Err(p.err(
             i,
             format!("character U+{:04X} is not allowed in XML", c as u32),
@@ -150,16 +211,26 @@ pub fn parse_with(bytes: &[u8], opts: &ParseOptions) -> Result<Document> {
             "document has no root element (expected e.g. <domain>)",
         )
     })?;
-    let mut doc = Document {
+    Ok(Document {
         prolog: p.prolog,
         root,
         epilog: p.epilog,
         source: opts.source.clone(),
-    };
-    if bom {
-        doc.prolog.insert(0, Node::Text(Text::from_raw("\u{feff}")));
-    }
-    Ok(doc)
+    })
+}
+
+/// The first character that XML 1.0 forbids: control characters other than
+/// tab, line feed and carriage return, and U+FFFE / U+FFFF. (Surrogates cannot
+/// occur in a Rust string.) Checks bytes first; decodes only on a suspect.
+fn first_non_xml_char(input: &str) -> Option<(usize, char)> {
+    let bytes = input.as_bytes();
+    let suspect = bytes
+        .iter()
+        .position(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF)?;
+    input[suspect..]
+        .char_indices()
+        .find(|(_, c)| !is_xml_char(*c))
+        .map(|(i, c)| (suspect + i, c))
 }
 
 fn is_name_start(c: char) -> bool {
@@ -195,7 +266,8 @@ impl<'a> Parser<'a> {
     }
 
     fn err(&self, offset: usize, msg: impl Into<String>) -> Error {
-        let p = self.lines.pos(offset);
+        // Errors are rare: index the lines only now.
+        let p = LineIndex::new(self.input).pos(offset);
         Error::xml(
             msg,
             XmlLocation {
@@ -275,11 +347,13 @@ impl<'a> Parser<'a> {
                             ),
                         ));
                     }
-                    el.raw_end = Some(raw.to_string());
+                    if raw.len() != el.name().len() + 3 {
+                        el.raw_end = Some(raw.into());
+                    }
                     self.add_element(el);
                 }
                 Event::Text(_) => {
-                    if let Some(i) = raw.find("]]>") {
+                    if let Some(i) = raw.contains(']').then(|| raw.find("]]>")).flatten() {
                         return Err(self.err(start + i, "']]>' is not allowed in text"));
                     }
                     self.add_text(start, raw)?;
@@ -434,7 +508,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Parses a start or empty-element tag from its exact text.
-    fn parse_tag(&self, raw: &str, offset: usize, empty: bool) -> Result<Element> {
+    fn parse_tag(&mut self, raw: &str, offset: usize, empty: bool) -> Result<Element> {
         let inner_end = raw.len() - if empty { 2 } else { 1 };
         let body = &raw[1..inner_end];
         let name_end = body.find([' ', '\t', '\n', '\r']).unwrap_or(body.len());
@@ -444,8 +518,7 @@ impl<'a> Parser<'a> {
         }
         let mut el = Element::new(name);
         el.empty = empty;
-        el.pos = self.lines.pos(offset);
-        el.raw_start = Some(raw.to_string());
+        el.pos = self.cursor.advance(self.input.as_bytes(), offset);
 
         let bytes = body.as_bytes();
         let mut i = name_end;
@@ -508,12 +581,16 @@ impl<'a> Parser<'a> {
             if el.attrs.iter().any(|a| a.name == aname) {
                 return Err(self.err(at, format!("attribute '{aname}' is given twice")));
             }
+            let pos = self.cursor.advance(self.input.as_bytes(), at);
             el.attrs.push(Attr {
-                name: aname.to_string(),
-                raw: value.to_string(),
+                name: aname.into(),
+                raw: value.into(),
                 quote,
-                pos: self.lines.pos(at),
+                pos,
             });
+        }
+        if !regenerates(raw, &el) {
+            el.raw_start = Some(raw.into());
         }
         Ok(el)
     }
@@ -551,6 +628,33 @@ impl<'a> Parser<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether writing `el`'s name and attributes back with single blanks gives
+/// exactly `raw` (then the raw start tag need not be kept).
+fn regenerates(raw: &str, el: &Element) -> bool {
+    let mut rest = match raw
+        .strip_prefix('<')
+        .and_then(|r| r.strip_prefix(el.name()))
+    {
+        Some(r) => r,
+        None => return false,
+    };
+    for a in &el.attrs {
+        let q = a.quote as char;
+        let Some(r) = rest
+            .strip_prefix(' ')
+            .and_then(|r| r.strip_prefix(a.name.as_str()))
+            .and_then(|r| r.strip_prefix('='))
+            .and_then(|r| r.strip_prefix(q))
+            .and_then(|r| r.strip_prefix(a.raw.as_str()))
+            .and_then(|r| r.strip_prefix(q))
+        else {
+            return false;
+        };
+        rest = r;
+    }
+    rest == if el.empty { "/>" } else { ">" }
 }
 
 fn bad_reference(name: &str) -> String {
