@@ -28,7 +28,10 @@ fn xml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for p in entries {
         if p.is_dir() {
             xml_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "xml" || e == "rng" || e == "vbox") {
+        } else if p
+            .extension()
+            .is_some_and(|e| e == "xml" || e == "rng" || e == "vbox")
+        {
             out.push(p);
         }
     }
@@ -42,7 +45,11 @@ fn every_corpus_document_round_trips_byte_for_byte() {
     };
     let mut files = Vec::new();
     xml_files(&root.join("libvirt"), &mut files);
-    assert!(files.len() > 1000, "expected the whole corpus, found {}", files.len());
+    assert!(
+        files.len() > 1000,
+        "expected the whole corpus, found {}",
+        files.len()
+    );
 
     let (mut parsed, mut refused, mut domains, mut domain_errors) = (0, 0, 0, 0);
     let mut failures = Vec::new();
@@ -63,7 +70,8 @@ fn every_corpus_document_round_trips_byte_for_byte() {
                     domains += 1;
                     match DomainDef::from_document(doc) {
                         Ok(def) => {
-                            let _ = def.to_xml_canonical(&GenericProfile, &FormatOptions::default());
+                            let _ =
+                                def.to_xml_canonical(&GenericProfile, &FormatOptions::default());
                         }
                         Err(_) => domain_errors += 1,
                     }

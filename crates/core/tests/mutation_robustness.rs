@@ -38,9 +38,26 @@ impl Rng {
 }
 
 const MARKUP: &[&[u8]] = &[
-    b"<", b">", b"&", b"&amp", b"&#0;", b"&#x110000;", b"'", b"\"", b"]]>", b"<!--", b"-->",
-    b"<?xml version='1.0'?>", b"<![CDATA[", b"</", b"/>", b"<x:y", b" a='1' a='2'", b"\0",
-    b"<!DOCTYPE d>", b"=",
+    b"<",
+    b">",
+    b"&",
+    b"&amp",
+    b"&#0;",
+    b"&#x110000;",
+    b"'",
+    b"\"",
+    b"]]>",
+    b"<!--",
+    b"-->",
+    b"<?xml version='1.0'?>",
+    b"<![CDATA[",
+    b"</",
+    b"/>",
+    b"<x:y",
+    b" a='1' a='2'",
+    b"\0",
+    b"<!DOCTYPE d>",
+    b"=",
 ];
 
 fn mutate(rng: &mut Rng, doc: &[u8]) -> (Vec<u8>, &'static str) {
@@ -96,7 +113,16 @@ fn mutate(rng: &mut Rng, doc: &[u8]) -> (Vec<u8>, &'static str) {
         5 => {
             let mut p = b"<!DOCTYPE domain [<!ENTITY a \"aaaaaaaaaa\">".to_vec();
             for k in 1..10 {
-                p.extend(format!("<!ENTITY e{k} \"&e{};&e{};&e{};&e{};\">", k - 1, k - 1, k - 1, k - 1).bytes());
+                p.extend(
+                    format!(
+                        "<!ENTITY e{k} \"&e{};&e{};&e{};&e{};\">",
+                        k - 1,
+                        k - 1,
+                        k - 1,
+                        k - 1
+                    )
+                    .bytes(),
+                );
             }
             p.extend(b"]>");
             let mut d2 = p;
@@ -151,7 +177,9 @@ fn check(bytes: &[u8]) -> Option<String> {
                         let _ = def.to_xml_canonical(&GenericProfile, &FormatOptions::default());
                     }
                     Err(e) => {
-                        if e.kind() == virtkit_core::ErrorKind::XmlError && e.xml_location().is_none() {
+                        if e.kind() == virtkit_core::ErrorKind::XmlError
+                            && e.xml_location().is_none()
+                        {
                             return Some(format!("XML error without a position: {e}"));
                         }
                     }
@@ -173,7 +201,12 @@ fn mutated_documents_never_panic_or_hang() {
         return;
     };
     let mut seeds: Vec<Vec<u8>> = Vec::new();
-    for dir in ["genericxml2xmlindata", "qemuxml2argvdata", "networkxml2xmlin", "lxcxml2xmldata"] {
+    for dir in [
+        "genericxml2xmlindata",
+        "qemuxml2argvdata",
+        "networkxml2xmlin",
+        "lxcxml2xmldata",
+    ] {
         let mut names: Vec<_> = std::fs::read_dir(root.join("libvirt").join(dir))
             .unwrap()
             .flatten()
@@ -218,6 +251,13 @@ fn mutated_documents_never_panic_or_hang() {
     let (failures, refused, kinds) = rx
         .recv_timeout(Duration::from_secs(600))
         .expect("mutated documents took over 10 minutes: a parse hangs");
-    println!("{cases} mutated documents (seed {seed:#x}): {refused} refused with a positioned error; by mutation: {kinds:?}");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "{cases} mutated documents (seed {seed:#x}): {refused} refused with a positioned error; by mutation: {kinds:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
