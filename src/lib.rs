@@ -7,6 +7,7 @@
 //!
 //! ```
 //! # async fn demo() -> virtkit::Result<()> {
+//! # if !virtkit::compiled_drivers().contains(&"test") { return Ok(()); }
 //! use virtkit::{Connect, ListFlags};
 //!
 //! let conn = Connect::open("test:///default").await?;
