@@ -90,6 +90,16 @@ pub trait Connection: Send + Sync + Debug {
         Err(Error::unsupported(self.driver(), "networks"))
     }
 
+    /// Host interface operations.
+    fn interfaces(&self) -> Result<&dyn InterfaceOps> {
+        Err(Error::unsupported(self.driver(), "interfaces"))
+    }
+
+    /// Storage pool and volume operations.
+    fn storage(&self) -> Result<&dyn StorageOps> {
+        Err(Error::unsupported(self.driver(), "storage"))
+    }
+
     /// Lifecycle events.
     fn events(&self) -> Result<&dyn EventOps> {
         Err(Error::unsupported(self.driver(), "events"))
@@ -294,6 +304,77 @@ pub trait NetworkOps: Send + Sync {
     async fn set_autostart(&self, net: &NetworkRef, on: bool) -> Result<()> {
         let _ = (net, on);
         unsupported_default!(self, "network.set-autostart")
+    }
+}
+
+/// Host interface operations of a connection (libvirt's `virInterface*`).
+#[async_trait]
+pub trait InterfaceOps: Send + Sync {
+    /// The driver's name, for error messages.
+    fn driver(&self) -> &'static str;
+
+    /// Interfaces matching `flags`; no flags = all.
+    async fn list_all(&self, flags: InterfaceListFlags) -> Result<Vec<InterfaceRef>> {
+        let _ = flags;
+        unsupported_default!(self, "interface.list")
+    }
+    /// Finds an interface by name.
+    async fn lookup_by_name(&self, name: &str) -> Result<InterfaceRef> {
+        let _ = name;
+        unsupported_default!(self, "interface.lookup-by-name")
+    }
+    /// Finds an interface by MAC address.
+    async fn lookup_by_mac(&self, mac: &str) -> Result<InterfaceRef> {
+        let _ = mac;
+        unsupported_default!(self, "interface.lookup-by-mac")
+    }
+    /// Whether the interface is up.
+    async fn is_active(&self, iface: &InterfaceRef) -> Result<bool> {
+        let _ = iface;
+        unsupported_default!(self, "interface.is-active")
+    }
+    /// The interface's XML.
+    async fn xml_desc(&self, iface: &InterfaceRef, flags: XmlFlags) -> Result<String> {
+        let _ = (iface, flags);
+        unsupported_default!(self, "interface.dumpxml")
+    }
+}
+
+/// Storage operations of a connection (libvirt's `virStoragePool*`/`virStorageVol*`).
+#[async_trait]
+pub trait StorageOps: Send + Sync {
+    /// The driver's name, for error messages.
+    fn driver(&self) -> &'static str;
+
+    /// Pools matching `flags`; no flags = all.
+    async fn list_pools(&self, flags: PoolListFlags) -> Result<Vec<StoragePoolRef>> {
+        let _ = flags;
+        unsupported_default!(self, "storage.pool-list")
+    }
+    /// Finds a pool by name.
+    async fn lookup_pool_by_name(&self, name: &str) -> Result<StoragePoolRef> {
+        let _ = name;
+        unsupported_default!(self, "storage.pool-lookup-by-name")
+    }
+    /// Finds a pool by UUID.
+    async fn lookup_pool_by_uuid(&self, uuid: &Uuid) -> Result<StoragePoolRef> {
+        let _ = uuid;
+        unsupported_default!(self, "storage.pool-lookup-by-uuid")
+    }
+    /// State, sizes, persistence and autostart of a pool.
+    async fn pool_info(&self, pool: &StoragePoolRef) -> Result<StoragePoolInfo> {
+        let _ = pool;
+        unsupported_default!(self, "storage.pool-info")
+    }
+    /// The pool's XML.
+    async fn pool_xml_desc(&self, pool: &StoragePoolRef, flags: XmlFlags) -> Result<String> {
+        let _ = (pool, flags);
+        unsupported_default!(self, "storage.pool-dumpxml")
+    }
+    /// Volumes of a pool.
+    async fn list_volumes(&self, pool: &StoragePoolRef) -> Result<Vec<StorageVolRef>> {
+        let _ = pool;
+        unsupported_default!(self, "storage.vol-list")
     }
 }
 

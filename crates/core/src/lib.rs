@@ -24,7 +24,7 @@ pub mod uri;
 pub mod xml;
 
 pub use connect::{Connect, Domain, check_object_name};
-pub use driver::{Connection, DomainOps, Driver, EventOps, NetworkOps};
+pub use driver::{Connection, DomainOps, Driver, EventOps, InterfaceOps, NetworkOps, StorageOps};
 pub use error::{Error, ErrorDetail, ErrorDomain, ErrorKind, Result, XmlLocation};
 pub use event::{EventBus, EventFilter, EventStream, LifecycleEvent, LifecycleKind};
 pub use ids::{MacAddr, Uuid};

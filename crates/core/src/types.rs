@@ -206,6 +206,112 @@ flags! {
     }
 }
 
+flags! {
+    /// `virConnectListAllInterfacesFlags`.
+    InterfaceListFlags {
+        /// Inactive interfaces.
+        INACTIVE = 1;
+        /// Active interfaces.
+        ACTIVE = 2;
+    }
+}
+
+flags! {
+    /// `virConnectListAllStoragePoolsFlags` (state and persistence bits).
+    PoolListFlags {
+        /// Inactive pools.
+        INACTIVE = 1;
+        /// Active pools.
+        ACTIVE = 2;
+        /// Persistent pools.
+        PERSISTENT = 4;
+        /// Transient pools.
+        TRANSIENT = 8;
+        /// Marked for autostart.
+        AUTOSTART = 16;
+        /// Not marked for autostart.
+        NO_AUTOSTART = 32;
+    }
+}
+
+/// A host interface handle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct InterfaceRef {
+    /// Name, e.g. `eth1`.
+    pub name: String,
+    /// MAC address as text (may be empty for interfaces without one).
+    pub mac: String,
+}
+
+/// A storage pool handle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct StoragePoolRef {
+    /// Name.
+    pub name: String,
+    /// UUID.
+    #[serde(serialize_with = "ser_display")]
+    pub uuid: Uuid,
+}
+
+/// `virStoragePoolState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(i32)]
+pub enum PoolState {
+    /// Not running.
+    Inactive = 0,
+    /// Being built.
+    Building = 1,
+    /// Running.
+    Running = 2,
+    /// Running with degraded performance.
+    Degraded = 3,
+    /// Running but not reachable.
+    Inaccessible = 4,
+}
+
+impl PoolState {
+    /// The word virsh prints in `pool-info` and `pool-list --details`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolState::Inactive => "inactive",
+            PoolState::Building => "building",
+            PoolState::Running => "running",
+            PoolState::Degraded => "degraded",
+            PoolState::Inaccessible => "inaccessible",
+        }
+    }
+}
+
+/// `virStoragePoolInfo` plus persistence and autostart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoragePoolInfo {
+    /// The handle.
+    #[serde(flatten)]
+    pub pool: StoragePoolRef,
+    /// State.
+    pub state: PoolState,
+    /// Size in bytes.
+    pub capacity: u64,
+    /// Bytes allocated.
+    pub allocation: u64,
+    /// Bytes free.
+    pub available: u64,
+    /// Has a persistent definition.
+    pub persistent: bool,
+    /// Started with the host.
+    pub autostart: bool,
+}
+
+/// A storage volume handle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct StorageVolRef {
+    /// Name inside its pool.
+    pub name: String,
+    /// Path on the host.
+    pub path: String,
+}
+
 /// A domain handle: what libvirt's `virDomainPtr` carries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct DomainRef {

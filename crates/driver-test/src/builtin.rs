@@ -47,3 +47,30 @@ pub(crate) const NETWORK_DEFAULT: &str = "<network>
   </ip>
 </network>
 ";
+
+/// Host interface `eth1`: active, MTU 1492, 192.168.0.5/24.
+pub(crate) const INTERFACE_ETH1: &str = "<interface type='ethernet' name='eth1'>
+  <start mode='onboot'/>
+  <mtu size='1492'/>
+  <protocol family='ipv4'>
+    <ip address='192.168.0.5' prefix='24'/>
+    <route gateway='192.168.0.1'/>
+  </protocol>
+  <mac address='aa:bb:cc:dd:ee:ff'/>
+</interface>
+";
+
+/// Storage pool `default-pool`: a 100 GiB directory pool, nothing allocated.
+pub(crate) const POOL_DEFAULT: &str = "<pool type='dir'>
+  <name>default-pool</name>
+  <uuid>dfe224cb-28fb-8dd0-c4b2-64eb3f0f4566</uuid>
+  <capacity unit='bytes'>107374182400</capacity>
+  <allocation unit='bytes'>0</allocation>
+  <available unit='bytes'>107374182400</available>
+  <source>
+  </source>
+  <target>
+    <path>/default-pool</path>
+  </target>
+</pool>
+";

@@ -11,10 +11,11 @@
 //! Lifecycle follows libvirt's test driver: increasing ids, state reasons,
 //! lifecycle events, and the same errors for invalid transitions.
 //! Differences: `start --paused` works (libvirt's test driver refuses the
-//! flag), and the built-in storage pool, host interface and node devices are
-//! not modelled yet.
+//! flag); host interfaces and storage pools are read-only, and node devices
+//! are not modelled yet.
 
 mod builtin;
+mod host;
 mod load;
 mod node;
 mod profile;
@@ -26,9 +27,11 @@ use virtkit_core::domain::DomainDef;
 use virtkit_core::xml::{self, ParseOptions};
 use virtkit_core::{
     Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps, DomainRef,
-    DomainState, Driver, Error, EventFilter, EventOps, EventStream, ListFlags, NetworkInfo,
-    NetworkListFlags, NetworkOps, NetworkRef, NodeInfo, OpenFlags, RebootFlags, Result,
-    SecurityLabel, SecurityModel, ShutdownFlags, UndefineFlags, Uri, Uuid, XmlFlags, async_trait,
+    DomainState, Driver, Error, EventFilter, EventOps, EventStream, InterfaceListFlags,
+    InterfaceOps, InterfaceRef, ListFlags, NetworkInfo, NetworkListFlags, NetworkOps, NetworkRef,
+    NodeInfo, OpenFlags, PoolListFlags, RebootFlags, Result, SecurityLabel, SecurityModel,
+    ShutdownFlags, StorageOps, StoragePoolInfo, StoragePoolRef, StorageVolRef, UndefineFlags, Uri,
+    Uuid, XmlFlags, async_trait,
 };
 
 use crate::node::Node;
@@ -56,7 +59,13 @@ fn default_state() -> Result<Arc<TestState>> {
     dom.state = DomainState::Running;
     let mut net = Net::from_doc(xml::parse(builtin::NETWORK_DEFAULT)?)?;
     net.active = true;
-    let s = Arc::new(TestState::new(Node::builtin(), vec![dom], vec![net], 2));
+    let s = Arc::new(TestState::new(
+        Node::builtin(),
+        vec![dom],
+        vec![net],
+        host::builtin()?,
+        2,
+    ));
     *slot = Arc::downgrade(&s);
     Ok(s)
 }
@@ -168,6 +177,14 @@ impl Connection for TestConnection {
     }
 
     fn networks(&self) -> Result<&dyn NetworkOps> {
+        Ok(self)
+    }
+
+    fn interfaces(&self) -> Result<&dyn InterfaceOps> {
+        Ok(self)
+    }
+
+    fn storage(&self) -> Result<&dyn StorageOps> {
         Ok(self)
     }
 
@@ -372,6 +389,64 @@ impl NetworkOps for TestConnection {
     async fn set_autostart(&self, net: &NetworkRef, on: bool) -> Result<()> {
         self.writable("virNetworkSetAutostart")?;
         self.state.net_set_autostart(net, on)
+    }
+}
+
+#[async_trait]
+impl InterfaceOps for TestConnection {
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+
+    async fn list_all(&self, flags: InterfaceListFlags) -> Result<Vec<InterfaceRef>> {
+        Ok(self.state.iface_list(flags))
+    }
+
+    async fn lookup_by_name(&self, name: &str) -> Result<InterfaceRef> {
+        self.state.iface_lookup_name(name)
+    }
+
+    async fn lookup_by_mac(&self, mac: &str) -> Result<InterfaceRef> {
+        self.state.iface_lookup_mac(mac)
+    }
+
+    async fn is_active(&self, iface: &InterfaceRef) -> Result<bool> {
+        self.state.iface_is_active(iface)
+    }
+
+    async fn xml_desc(&self, iface: &InterfaceRef, _flags: XmlFlags) -> Result<String> {
+        self.state.iface_xml(iface)
+    }
+}
+
+#[async_trait]
+impl StorageOps for TestConnection {
+    fn driver(&self) -> &'static str {
+        "test"
+    }
+
+    async fn list_pools(&self, flags: PoolListFlags) -> Result<Vec<StoragePoolRef>> {
+        Ok(self.state.pool_list(flags))
+    }
+
+    async fn lookup_pool_by_name(&self, name: &str) -> Result<StoragePoolRef> {
+        self.state.pool_lookup_name(name)
+    }
+
+    async fn lookup_pool_by_uuid(&self, uuid: &Uuid) -> Result<StoragePoolRef> {
+        self.state.pool_lookup_uuid(uuid)
+    }
+
+    async fn pool_info(&self, pool: &StoragePoolRef) -> Result<StoragePoolInfo> {
+        self.state.pool_info(pool)
+    }
+
+    async fn pool_xml_desc(&self, pool: &StoragePoolRef, _flags: XmlFlags) -> Result<String> {
+        self.state.pool_xml(pool)
+    }
+
+    async fn list_volumes(&self, pool: &StoragePoolRef) -> Result<Vec<StorageVolRef>> {
+        self.state.pool_volumes(pool)
     }
 }
 

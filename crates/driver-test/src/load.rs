@@ -5,8 +5,8 @@
 //! the node file), a domain's `<test:runstate>` (libvirt's state number),
 //! `<test:transient/>` and `<test:hasmanagedsave/>`, and the host's `<cpu>`
 //! (`mhz`, `model`, `active`, `nodes`, `sockets`, `cores`, `threads`) and
-//! `<memory>`. Storage pools, host interfaces and node devices are not
-//! modelled yet and are skipped.
+//! `<memory>`, host `<interface>`s and storage `<pool>`s with their
+//! `<volume>`s (read-only). Node devices are not modelled yet and are skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,7 @@ use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
 use virtkit_core::xml::{self, Document, Element, ParseOptions, XPath};
 use virtkit_core::{DomainState, Error, ErrorKind, Result};
 
+use crate::host::{Iface, Pool};
 use crate::node::Node;
 use crate::state::{Dom, Net, TestState};
 
@@ -73,6 +74,8 @@ pub(crate) fn load(path: &str) -> Result<TestState> {
     let p = XPath::root("node");
     let mut doms = Vec::new();
     let mut nets = Vec::new();
+    let mut ifaces = Vec::new();
+    let mut pools = Vec::new();
     let mut next_id = 1;
     for el in root.elements() {
         match el.name() {
@@ -112,6 +115,20 @@ pub(crate) fn load(path: &str) -> Result<TestState> {
                 let mut net = Net::from_doc(object_doc(el, &base, &doc.source)?)?;
                 net.active = true;
                 nets.push(net);
+            }
+            "interface" => {
+                ifaces.push(Iface::from_doc(&object_doc(el, &base, &doc.source)?, None)?);
+            }
+            "pool" => {
+                let pdoc = object_doc(el, &base, &doc.source)?;
+                let mut pool = Pool::from_doc(&pdoc, None)?;
+                for v in el
+                    .children_named("volume")
+                    .chain(pdoc.root.children_named("volume"))
+                {
+                    pool.add_volume(&object_doc(v, &base, &doc.source)?);
+                }
+                pools.push(pool);
             }
             "cpu" => {
                 let num = |name: &str| -> Result<Option<u32>> {
@@ -158,5 +175,5 @@ pub(crate) fn load(path: &str) -> Result<TestState> {
             _ => {}
         }
     }
-    Ok(TestState::new(node, doms, nets, next_id))
+    Ok(TestState::new(node, doms, nets, (ifaces, pools), next_id))
 }

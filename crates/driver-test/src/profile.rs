@@ -20,6 +20,25 @@ impl DomainProfile for TestProfile {
     fn default_video_model(&self) -> Option<&str> {
         Some("cirrus")
     }
+
+    /// Consoles without a target type are serial consoles, whatever the
+    /// guest's OS type.
+    fn post_parse(&self, domain: &mut Element) {
+        let Some(devices) = domain.child_mut("devices") else {
+            return;
+        };
+        for console in devices.elements_mut().filter(|e| e.name() == "console") {
+            if let Some(t) = console.child_mut("target")
+                && !t.has_attr("type")
+            {
+                let mut fresh = Element::new("target").with_attr("type", "serial");
+                for a in t.attrs() {
+                    fresh.set_attr(a.name(), &a.value());
+                }
+                *t = fresh;
+            }
+        }
+    }
 }
 
 /// Gives every `<interface>` without a `<target dev>` the name `testnetN`,

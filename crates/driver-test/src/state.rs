@@ -13,11 +13,13 @@ use virtkit_core::event::detail;
 use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
 use virtkit_core::xml::{self, CanonicalWriter, Document};
 use virtkit_core::{
-    CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus, LifecycleEvent,
-    LifecycleKind, ListFlags, NetworkInfo, NetworkListFlags, NetworkRef, Result, UndefineFlags,
-    Uuid, XmlFlags,
+    CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus,
+    InterfaceListFlags, InterfaceRef, LifecycleEvent, LifecycleKind, ListFlags, NetworkInfo,
+    NetworkListFlags, NetworkRef, PoolListFlags, Result, StoragePoolInfo, StoragePoolRef,
+    StorageVolRef, UndefineFlags, Uuid, XmlFlags,
 };
 
+use crate::host::{Iface, Pool, no_interface, no_pool};
 use crate::node::Node;
 use crate::profile::{TestProfile, assign_ifnames};
 
@@ -261,6 +263,8 @@ impl FromIterator<Dom> for DomTable {
 pub(crate) struct Inner {
     pub doms: DomTable,
     pub nets: Vec<Net>,
+    pub ifaces: Vec<Iface>,
+    pub pools: Vec<Pool>,
     pub next_id: u32,
 }
 
@@ -299,11 +303,19 @@ fn cpu_time_now() -> u64 {
 }
 
 impl TestState {
-    pub fn new(node: Node, doms: Vec<Dom>, nets: Vec<Net>, next_id: u32) -> TestState {
+    pub fn new(
+        node: Node,
+        doms: Vec<Dom>,
+        nets: Vec<Net>,
+        (ifaces, pools): (Vec<Iface>, Vec<Pool>),
+        next_id: u32,
+    ) -> TestState {
         TestState {
             inner: Mutex::new(Inner {
                 doms: doms.into_iter().collect(),
                 nets,
+                ifaces,
+                pools,
                 next_id,
             }),
             events: EventBus::default(),
@@ -859,6 +871,108 @@ impl TestState {
             net.autostart = on;
             Ok(())
         })
+    }
+}
+
+impl TestState {
+    // ---- host interfaces ----
+
+    pub fn iface_list(&self, flags: InterfaceListFlags) -> Vec<InterfaceRef> {
+        self.lock()
+            .ifaces
+            .iter()
+            .filter(|i| i.matches(flags))
+            .map(Iface::handle)
+            .collect()
+    }
+
+    pub fn iface_lookup_name(&self, name: &str) -> Result<InterfaceRef> {
+        self.lock()
+            .ifaces
+            .iter()
+            .find(|i| i.name == name)
+            .map(Iface::handle)
+            .ok_or_else(|| no_interface(&format!("no interface with matching name '{name}'")))
+    }
+
+    pub fn iface_lookup_mac(&self, mac: &str) -> Result<InterfaceRef> {
+        self.lock()
+            .ifaces
+            .iter()
+            .find(|i| i.mac.eq_ignore_ascii_case(mac))
+            .map(Iface::handle)
+            .ok_or_else(|| no_interface(&format!("no interface with matching mac '{mac}'")))
+    }
+
+    fn with_iface<T>(&self, r: &InterfaceRef, f: impl FnOnce(&Iface) -> T) -> Result<T> {
+        let inner = self.lock();
+        let i = inner
+            .ifaces
+            .iter()
+            .find(|i| i.name == r.name)
+            .ok_or_else(|| {
+                no_interface(&format!("no interface with matching name '{}'", r.name))
+            })?;
+        Ok(f(i))
+    }
+
+    pub fn iface_is_active(&self, r: &InterfaceRef) -> Result<bool> {
+        self.with_iface(r, |i| i.active)
+    }
+
+    pub fn iface_xml(&self, r: &InterfaceRef) -> Result<String> {
+        self.with_iface(r, |i| i.xml().to_string())
+    }
+
+    // ---- storage pools ----
+
+    pub fn pool_list(&self, flags: PoolListFlags) -> Vec<StoragePoolRef> {
+        self.lock()
+            .pools
+            .iter()
+            .filter(|p| p.matches(flags))
+            .map(|p| p.info.pool.clone())
+            .collect()
+    }
+
+    pub fn pool_lookup_name(&self, name: &str) -> Result<StoragePoolRef> {
+        self.lock()
+            .pools
+            .iter()
+            .find(|p| p.info.pool.name == name)
+            .map(|p| p.info.pool.clone())
+            .ok_or_else(|| no_pool(&format!("no storage pool with matching name '{name}'")))
+    }
+
+    pub fn pool_lookup_uuid(&self, uuid: &Uuid) -> Result<StoragePoolRef> {
+        self.lock()
+            .pools
+            .iter()
+            .find(|p| p.info.pool.uuid == *uuid)
+            .map(|p| p.info.pool.clone())
+            .ok_or_else(|| no_pool(&format!("no storage pool with matching uuid '{uuid}'")))
+    }
+
+    fn with_pool<T>(&self, r: &StoragePoolRef, f: impl FnOnce(&Pool) -> T) -> Result<T> {
+        let inner = self.lock();
+        let p = inner
+            .pools
+            .iter()
+            .find(|p| p.info.pool.uuid == r.uuid)
+            .ok_or_else(|| no_pool(&format!("no storage pool with matching uuid '{}'", r.uuid)))?;
+        Ok(f(p))
+    }
+
+    pub fn pool_info(&self, r: &StoragePoolRef) -> Result<StoragePoolInfo> {
+        self.with_pool(r, |p| p.info.clone())
+    }
+
+    pub fn pool_xml(&self, r: &StoragePoolRef) -> Result<String> {
+        self.with_pool(r, |p| p.xml().to_string())
+    }
+
+    pub fn pool_volumes(&self, r: &StoragePoolRef) -> Result<Vec<StorageVolRef>> {
+        self.with_pool(r, |p| p.vols.clone())
     }
 }
 
