@@ -112,10 +112,6 @@ async fn run_calls(ctx: &mut Ctx, calls: &[Call]) -> bool {
     for call in calls {
         let r = cmd::run(ctx, call).await;
         ctx.end_command();
-        if r.is_err() {
-            // Keep stdout and stderr in order on a terminal.
-            ctx.flush();
-        }
         ok = match r {
             Ok(()) => true,
             Err(f) => {

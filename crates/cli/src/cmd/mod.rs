@@ -4,8 +4,10 @@
 mod domain;
 mod event;
 mod host;
+mod iface;
 mod network;
 pub mod spec;
+mod storage;
 mod xmlfmt;
 
 use std::io::{IsTerminal, Write};
@@ -244,6 +246,12 @@ pub async fn run(ctx: &mut Ctx, call: &Call) -> CmdResult {
         "net-list" => network::list(ctx, call).await,
         "net-info" => network::info(ctx, call).await,
         "net-dumpxml" => network::dumpxml(ctx, call).await,
+        "iface-list" => iface::list(ctx, call).await,
+        "iface-dumpxml" => iface::dumpxml(ctx, call).await,
+        "pool-list" => storage::pool_list(ctx, call).await,
+        "pool-info" => storage::pool_info(ctx, call).await,
+        "pool-dumpxml" => storage::pool_dumpxml(ctx, call).await,
+        "vol-list" => storage::vol_list(ctx, call).await,
         "xml-format" => xmlfmt::xml_format(ctx, call),
         "help" => {
             match call.value("command") {

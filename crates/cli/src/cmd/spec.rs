@@ -310,6 +310,63 @@ pub const COMMANDS: &[Cmd] = &[
         ],
     },
     Cmd {
+        name: "iface-list",
+        help: "list host interfaces",
+        opts: &[
+            flag("inactive", "list inactive interfaces"),
+            flag("all", "list inactive and active interfaces"),
+        ],
+    },
+    Cmd {
+        name: "iface-dumpxml",
+        help: "print a host interface's XML",
+        opts: &[
+            arg("interface", "interface name or MAC address"),
+            flag("inactive", "the persistent definition"),
+        ],
+    },
+    Cmd {
+        name: "pool-list",
+        help: "list storage pools",
+        opts: &[
+            flag("inactive", "list inactive pools"),
+            flag("all", "list inactive and active pools"),
+            flag("transient", "list transient pools"),
+            flag("persistent", "list persistent pools"),
+            flag("autostart", "list pools marked for autostart"),
+            flag("no-autostart", "list pools not marked for autostart"),
+            flag("details", "show state, persistence and sizes"),
+            flag("uuid", "print UUIDs only"),
+            flag("name", "print names only"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "pool-info",
+        help: "show a storage pool's basic information",
+        opts: &[
+            arg("pool", "pool name or uuid"),
+            flag("bytes", "sizes in bytes"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "pool-dumpxml",
+        help: "print a storage pool's XML",
+        opts: &[
+            arg("pool", "pool name or uuid"),
+            flag("inactive", "the persistent definition"),
+        ],
+    },
+    Cmd {
+        name: "vol-list",
+        help: "list the volumes of a storage pool",
+        opts: &[
+            arg("pool", "pool name or uuid"),
+            flag("details", "show type and sizes"),
+        ],
+    },
+    Cmd {
         name: "xml-format",
         help: "print an XML file in libvirt's canonical form (virtkit only)",
         opts: &[
