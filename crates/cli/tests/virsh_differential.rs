@@ -134,6 +134,8 @@ const CASES: &[&[&str]] = &[
     &["-r", "destroy test"],
     &["-r", "list --all"],
     &["event"],
+    &["event --all --timeout 1"],
+    &["event --event lifecycle --domain test --timeout 1"],
     &["event --event bogus"],
     &["domname test"],
     &["domid 1"],
