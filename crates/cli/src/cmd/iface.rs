@@ -37,9 +37,30 @@ pub async fn list(ctx: &mut Ctx, call: &Call) -> CmdResult {
         .await
         .map_err(|e| Failure::with("Failed to list interfaces", &e))?;
     ifaces.sort_by_key(|i| i.name.to_ascii_lowercase());
-    let mut t = Table::new(&["Name", "State", "MAC Address"]);
+    let mut rows = Vec::with_capacity(ifaces.len());
     for i in ifaces {
         let active = ops.is_active(&i).await?;
+        rows.push((i, active));
+    }
+    if call.flag("json") {
+        #[derive(serde::Serialize)]
+        struct J<'a> {
+            name: &'a str,
+            mac: &'a str,
+            active: bool,
+        }
+        let j: Vec<J<'_>> = rows
+            .iter()
+            .map(|(i, a)| J {
+                name: &i.name,
+                mac: &i.mac,
+                active: *a,
+            })
+            .collect();
+        return ctx.json(&j);
+    }
+    let mut t = Table::new(&["Name", "State", "MAC Address"]);
+    for (i, active) in rows {
         t.row(vec![
             i.name,
             if active { "active" } else { "inactive" }.to_string(),

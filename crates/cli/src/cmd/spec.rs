@@ -315,6 +315,7 @@ pub const COMMANDS: &[Cmd] = &[
         opts: &[
             flag("inactive", "list inactive interfaces"),
             flag("all", "list inactive and active interfaces"),
+            JSON,
         ],
     },
     Cmd {
