@@ -17,6 +17,7 @@ pub mod driver;
 pub mod error;
 pub mod event;
 pub mod files;
+pub mod host;
 pub mod ids;
 pub mod registry;
 pub mod types;

@@ -297,6 +297,18 @@ impl DomainDef {
     pub fn to_xml_canonical(&self, profile: &dyn DomainProfile, opts: &FormatOptions) -> String {
         canon::format(&self.doc, profile, opts)
     }
+
+    /// The `<domain>` element with the driver's defaults filled in and
+    /// values normalised, as drivers read it to build native configuration.
+    pub fn normalised(&self, profile: &dyn DomainProfile) -> Element {
+        canon::normalised(&self.doc, profile, &FormatOptions::default())
+    }
+}
+
+/// The index a disk target name stands for, as libvirt computes it:
+/// `sda` 0, `hdc` 2, `vdaa` 26; `None` for a name that is not a disk name.
+pub fn disk_name_index(name: &str) -> Option<u32> {
+    canon::disk_name_index(name)
 }
 
 /// Inserts `new` right after the first child element named `after` (or

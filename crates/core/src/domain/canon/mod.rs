@@ -20,6 +20,8 @@
 mod cpu;
 mod cputune;
 mod devices;
+
+pub(crate) use devices::disk_name_index;
 mod domain;
 mod features;
 mod memory;
@@ -63,6 +65,13 @@ pub fn validate(doc: &Document) -> Result<()> {
 
 /// Prints `doc` as libvirt would.
 pub fn format(doc: &Document, profile: &dyn DomainProfile, opts: &FormatOptions) -> String {
+    write::domain(&normalised(doc, profile, opts))
+}
+
+/// The `<domain>` element as libvirt would hold it after parsing: defaults
+/// filled, values normalised, children and attributes in libvirt's order.
+/// Drivers build their native configuration (QEMU arguments...) from this.
+pub fn normalised(doc: &Document, profile: &dyn DomainProfile, opts: &FormatOptions) -> Element {
     let mut root = doc.root.clone();
     tidy(&mut root, true);
     let ctx = Ctx { profile, opts };
@@ -83,7 +92,7 @@ pub fn format(doc: &Document, profile: &dyn DomainProfile, opts: &FormatOptions)
         root.set_attr("id", &id.to_string());
     }
     order::sort_tree(&mut root, &mut Vec::new());
-    write::domain(&root)
+    root
 }
 
 /// Drops what libvirt's parser does not keep: comments, processing

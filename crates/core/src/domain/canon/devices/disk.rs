@@ -15,7 +15,7 @@ const BUS_BY_PREFIX: &[(&str, &str)] = &[
 
 /// The index a target name stands for (`sda` 0, `hdb` 1, `vdaa` 26), as
 /// libvirt's `virDiskNameToIndex`.
-pub(super) fn disk_name_index(name: &str) -> Option<u32> {
+pub(crate) fn disk_name_index(name: &str) -> Option<u32> {
     let prefixes = ["fd", "hd", "vd", "sd", "xvd", "ubd"];
     let rest = prefixes.iter().find_map(|p| name.strip_prefix(p))?;
     let letters: String = rest

@@ -8,6 +8,8 @@ mod chardev;
 mod controller;
 mod defaults;
 mod disk;
+
+pub(crate) use disk::disk_name_index;
 mod graphics;
 mod redirfilter;
 mod video;
