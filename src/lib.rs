@@ -33,6 +33,10 @@ pub use virtkit_core::*;
 #[cfg(feature = "test")]
 pub use virtkit_driver_test as test_driver;
 
+/// The QEMU/KVM driver (`qemu:///system`, `qemu:///session`, `qemu:///embed?root=DIR`).
+#[cfg(feature = "qemu")]
+pub use virtkit_driver_qemu as qemu_driver;
+
 /// Registers every driver compiled into this build explicitly.
 ///
 /// Only needed where link-time registration is lost (static libraries linked
@@ -40,6 +44,8 @@ pub use virtkit_driver_test as test_driver;
 pub fn init() {
     #[cfg(feature = "test")]
     virtkit_core::registry::register(&virtkit_driver_test::TestDriver);
+    #[cfg(feature = "qemu")]
+    virtkit_core::registry::register(&virtkit_driver_qemu::QemuDriver);
 }
 
 /// Names of the drivers this build of the facade was compiled with.
@@ -47,5 +53,7 @@ pub fn compiled_drivers() -> &'static [&'static str] {
     &[
         #[cfg(feature = "test")]
         "test",
+        #[cfg(feature = "qemu")]
+        "qemu",
     ]
 }

@@ -14,7 +14,7 @@ mod cmd;
 mod shell;
 mod table;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use cmd::spec::{self, Call};
@@ -151,7 +151,9 @@ fn history_path() -> Option<std::path::PathBuf> {
     Some(base.join("virtkit").join("history"))
 }
 
-/// The interactive shell (a terminal) or a command script (a pipe).
+/// The interactive shell (a terminal) or a command script (a pipe). Input is
+/// read off the runtime thread, so guests and events keep being watched
+/// while the shell waits for a line.
 async fn run_stdin(ctx: &mut Ctx) -> bool {
     let mut ok = true;
     if std::io::stdin().is_terminal() {
@@ -167,7 +169,19 @@ async fn run_stdin(ctx: &mut Ctx) -> bool {
             "Welcome to virtkit, the virtualization interactive terminal.\n\n\
              Type:  'help' for help with commands\n       'quit' to quit\n"
         );
-        while let Ok(line) = rl.readline("virtkit # ") {
+        let mut editor = Some(rl);
+        loop {
+            let Some(mut rl) = editor.take() else { break };
+            let Ok((line, back)) = tokio::task::spawn_blocking(move || {
+                let line = rl.readline("virtkit # ");
+                (line, rl)
+            })
+            .await
+            else {
+                break;
+            };
+            let rl = editor.insert(back);
+            let Ok(line) = line else { break };
             if !line.trim().is_empty() {
                 let _ = rl.add_history_entry(line.as_str());
             }
@@ -176,15 +190,16 @@ async fn run_stdin(ctx: &mut Ctx) -> bool {
                 break;
             }
         }
-        if let Some(h) = &hist {
+        if let (Some(h), Some(rl)) = (&hist, editor.as_mut()) {
             if let Some(dir) = h.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
             let _ = rl.save_history(h);
         }
     } else {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
             ok = run_line(ctx, &line).await;
             if ctx.quit || ctx.fatal {
                 break;

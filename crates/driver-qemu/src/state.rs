@@ -1,0 +1,1273 @@
+//! The driver's state for one URI: definitions on disk, running domains
+//! with their QEMU processes, one job lock per domain, lifecycle events.
+//!
+//! Locking: `QemuState::domains` maps names and UUIDs to [`DomainObj`]s and
+//! is held only for lookups. Each domain has a job lock (a tokio mutex,
+//! taken with a deadline) that serialises changes, and a small state mutex
+//! that is never held across an await, so queries never wait for a job.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Mutex as AsyncMutex;
+use virtkit_core::domain::{DomainDef, FormatOptions};
+use virtkit_core::event::detail;
+use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
+use virtkit_core::{
+    CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus, LifecycleEvent,
+    LifecycleKind, ListFlags, Result, Uuid, XmlFlags, files,
+};
+
+use crate::argv::{self, Accel};
+use crate::caps::cache::CapsCache;
+use crate::caps::{self, QemuCaps};
+use crate::paths::Layout;
+use crate::process::{Launch, QemuProcess};
+use crate::profile::QemuProfile;
+use crate::qmp::{Qmp, QmpEvent};
+use crate::status::Status;
+
+/// How long a job waits for another job on the same domain.
+pub const JOB_DEADLINE: Duration = Duration::from_secs(30);
+/// How long QEMU gets to bring its monitor up.
+const MONITOR_DEADLINE: Duration = Duration::from_secs(30);
+/// Deadline for ordinary monitor commands.
+const QMP_DEADLINE: Duration = Duration::from_secs(30);
+/// SIGTERM grace before SIGKILL on destroy.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+
+/// What the driver is doing to a domain, so that the events QEMU sends in
+/// answer are not taken for something the guest did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Expect {
+    stop: bool,
+    resume: bool,
+    destroy: bool,
+    reboot: bool,
+}
+
+/// A running guest.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub id: u32,
+    pub process: QemuProcess,
+    pub qmp: Arc<Qmp>,
+    pub run_dir: PathBuf,
+    pub live_def: DomainDef,
+    pub taps: Vec<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct DomInner {
+    pub def: DomainDef,
+    pub next_def: Option<DomainDef>,
+    pub persistent: bool,
+    pub autostart: bool,
+    pub state: DomainState,
+    pub reason: i32,
+    pub live: Option<Arc<Live>>,
+    expect: Expect,
+}
+
+/// One domain.
+#[derive(Debug)]
+pub(crate) struct DomainObj {
+    pub uuid: Uuid,
+    pub name: String,
+    job: AsyncMutex<()>,
+    pub inner: Mutex<DomInner>,
+}
+
+impl DomainObj {
+    fn new(def: DomainDef, persistent: bool) -> Arc<DomainObj> {
+        Arc::new(DomainObj {
+            uuid: def.uuid().unwrap_or_default(),
+            name: def.name(),
+            job: AsyncMutex::new(()),
+            inner: Mutex::new(DomInner {
+                def,
+                next_def: None,
+                persistent,
+                autostart: false,
+                state: DomainState::Shutoff,
+                reason: shutoff_reason::UNKNOWN,
+                live: None,
+                expect: Expect::default(),
+            }),
+        })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, DomInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn handle(&self) -> DomainRef {
+        DomainRef {
+            name: self.name.clone(),
+            uuid: self.uuid,
+            id: self.lock().live.as_ref().map(|l| l.id),
+        }
+    }
+
+    async fn job(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        tokio::time::timeout(JOB_DEADLINE, self.job.lock())
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::OperationTimeout,
+                    format!(
+                        "cannot acquire the state change lock of domain '{}' within {} s: another job on it is still running",
+                        self.name,
+                        JOB_DEADLINE.as_secs()
+                    ),
+                )
+            })
+    }
+}
+
+/// The state of one driver instance (one URI's directories).
+#[derive(Debug)]
+pub(crate) struct QemuState {
+    pub layout: Layout,
+    pub caps: CapsCache,
+    pub events: EventBus,
+    doms: Mutex<HashMap<Uuid, Arc<DomainObj>>>,
+    next_id: Mutex<u32>,
+    /// Set when the instance goes away: supervisors end.
+    closing: tokio::sync::watch::Sender<bool>,
+    _lock: File,
+}
+
+impl Drop for QemuState {
+    fn drop(&mut self) {
+        let _ = self.closing.send(true);
+    }
+}
+
+fn no_domain(d: &DomainRef) -> Error {
+    Error::no_domain(format!(
+        "no domain with matching uuid '{}' ({})",
+        d.uuid, d.name
+    ))
+}
+
+fn not_running(name: &str) -> Error {
+    Error::operation_invalid(format!("domain '{name}' is not running"))
+}
+
+fn qmp_err(e: crate::qmp::QmpError) -> Error {
+    Error::new(ErrorKind::OperationFailed, e.to_string())
+}
+
+/// Takes the instance lock, so that two processes never drive the same
+/// directories.
+fn take_lock(layout: &Layout) -> Result<File> {
+    let path = layout.lock_file();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::system(format_args!("cannot open {}", path.display()), &e))?;
+    // SAFETY: flock on an fd we own; no memory involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::OperationFailed,
+            format!(
+                "{} is in use by another virtkit process{} (lock {}); connect through that process \
+                 (e.g. qemu+unix:// to virtkitd) or stop it",
+                layout.uri,
+                if holder.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {})", holder.trim())
+                },
+                path.display()
+            ),
+        ));
+    }
+    let _ = f.set_len(0);
+    let _ = std::io::Write::write_all(&mut &f, std::process::id().to_string().as_bytes());
+    Ok(f)
+}
+
+impl QemuState {
+    /// Opens the instance: definitions are loaded, running guests found
+    /// again, autostart domains started.
+    pub async fn open(layout: Layout) -> Result<Arc<QemuState>> {
+        layout.create()?;
+        let lock = take_lock(&layout)?;
+        let state = Arc::new(QemuState {
+            caps: CapsCache::new(layout.state.join("caps")),
+            layout,
+            events: EventBus::default(),
+            doms: Mutex::new(HashMap::new()),
+            next_id: Mutex::new(1),
+            closing: tokio::sync::watch::channel(false).0,
+            _lock: lock,
+        });
+        state.load_definitions()?;
+        state.reattach_all().await;
+        state.autostart_all().await;
+        Ok(state)
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<DomainObj>>> {
+        self.doms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn load_definitions(&self) -> Result<()> {
+        let Ok(rd) = std::fs::read_dir(&self.layout.config) else {
+            return Ok(());
+        };
+        for entry in rd.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "xml") {
+                continue;
+            }
+            let bytes = match files::read_limited(&path, files::MAX_XML_FILE) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping unreadable definition");
+                    continue;
+                }
+            };
+            match DomainDef::parse_named(&bytes, &path.display().to_string()) {
+                Ok(def) => {
+                    let dom = DomainObj::new(def, true);
+                    dom.lock().autostart = self.layout.autostart_dir().join(&dom.name).exists();
+                    self.table().insert(dom.uuid, dom);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping invalid definition")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds guests that were running when the previous process exited.
+    async fn reattach_all(self: &Arc<Self>) {
+        let Ok(rd) = std::fs::read_dir(&self.layout.run) else {
+            return;
+        };
+        for entry in rd.flatten() {
+            let status_path = entry.path().join("status.xml");
+            let Ok(text) = std::fs::read_to_string(&status_path) else {
+                continue;
+            };
+            let status = match Status::parse(&text, &status_path) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring a damaged status file");
+                    continue;
+                }
+            };
+            let Ok(live_def) = status.live_def() else {
+                continue;
+            };
+            let uuid = live_def.uuid().unwrap_or_default();
+            let dom = {
+                let mut t = self.table();
+                t.entry(uuid)
+                    .or_insert_with(|| DomainObj::new(live_def.clone(), false))
+                    .clone()
+            };
+            {
+                let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+                *n = (*n).max(status.id + 1);
+            }
+            let run_dir = entry.path();
+            match QemuProcess::attach(status.pid, status.start_time) {
+                Some(process) => match Qmp::connect(&status.monitor, MONITOR_DEADLINE).await {
+                    Ok((qmp, _)) => {
+                        let live = Arc::new(Live {
+                            id: status.id,
+                            process,
+                            qmp: qmp.clone(),
+                            run_dir,
+                            live_def,
+                            taps: status.taps.clone(),
+                        });
+                        {
+                            let mut i = dom.lock();
+                            i.state = status.state;
+                            i.reason = status.reason;
+                            i.live = Some(live.clone());
+                        }
+                        self.sync_run_state(&dom, &live).await;
+                        self.supervise(dom.clone(), live);
+                    }
+                    Err(e) => {
+                        tracing::warn!(domain = %dom.name, error = %e, "cannot reach the monitor of a running guest; stopping it");
+                        let _ = process.terminate(TERM_GRACE, true).await;
+                        self.finish_stop(
+                            &dom,
+                            &run_dir,
+                            &status.taps,
+                            shutoff_reason::CRASHED,
+                            detail::STOPPED_FAILED,
+                        );
+                    }
+                },
+                None => {
+                    // It died while no virtkit process watched it.
+                    {
+                        let mut i = dom.lock();
+                        i.state = status.state;
+                    }
+                    self.finish_stop(
+                        &dom,
+                        &run_dir,
+                        &status.taps,
+                        shutoff_reason::CRASHED,
+                        detail::STOPPED_FAILED,
+                    );
+                }
+            }
+        }
+    }
+
+    /// After re-attaching: a guest that shut down while nobody watched is
+    /// finished now; a paused or running one keeps its state.
+    async fn sync_run_state(self: &Arc<Self>, dom: &Arc<DomainObj>, live: &Arc<Live>) {
+        let status = live
+            .qmp
+            .execute(&qapi::qmp::query_status {}, QMP_DEADLINE)
+            .await;
+        if let Ok(s) = status {
+            match s.status {
+                qapi::qmp::RunState::shutdown | qapi::qmp::RunState::guest_panicked => {
+                    let _ = live.process.terminate(TERM_GRACE, true).await;
+                }
+                qapi::qmp::RunState::paused if dom.lock().state == DomainState::Running => {
+                    let mut i = dom.lock();
+                    i.state = DomainState::Paused;
+                    i.reason = paused_reason::UNKNOWN;
+                }
+                qapi::qmp::RunState::running if dom.lock().state == DomainState::Paused => {
+                    let mut i = dom.lock();
+                    i.state = DomainState::Running;
+                    i.reason = running_reason::UNPAUSED;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn autostart_all(self: &Arc<Self>) {
+        let doms: Vec<Arc<DomainObj>> = self.table().values().cloned().collect();
+        for d in doms {
+            let go = {
+                let i = d.lock();
+                i.autostart && i.live.is_none()
+            };
+            if go && let Err(e) = self.start(&d.handle(), CreateFlags::empty()).await {
+                tracing::warn!(domain = %d.name, error = %e, "autostart failed");
+            }
+        }
+    }
+
+    pub fn emit(&self, dom: DomainRef, kind: LifecycleKind, detail: i32) {
+        self.events.emit(LifecycleEvent::new(dom, kind, detail));
+    }
+
+    pub fn get(&self, d: &DomainRef) -> Result<Arc<DomainObj>> {
+        self.table()
+            .get(&d.uuid)
+            .cloned()
+            .ok_or_else(|| no_domain(d))
+    }
+
+    // ---- queries ----
+
+    pub fn list(&self, flags: ListFlags) -> Vec<DomainRef> {
+        let doms: Vec<Arc<DomainObj>> = self.table().values().cloned().collect();
+        doms.into_iter()
+            .filter(|d| matches_flags(&d.lock(), flags))
+            .map(|d| d.handle())
+            .collect()
+    }
+
+    pub fn lookup_name(&self, name: &str) -> Result<DomainRef> {
+        self.table()
+            .values()
+            .find(|d| d.name == name)
+            .map(|d| d.handle())
+            .ok_or_else(|| Error::no_domain(format!("no domain with matching name '{name}'")))
+    }
+
+    pub fn lookup_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
+        self.table()
+            .get(uuid)
+            .map(|d| d.handle())
+            .ok_or_else(|| Error::no_domain(format!("no domain with matching uuid '{uuid}'")))
+    }
+
+    pub fn lookup_id(&self, id: u32) -> Result<DomainRef> {
+        self.table()
+            .values()
+            .find(|d| d.lock().live.as_ref().is_some_and(|l| l.id == id))
+            .map(|d| d.handle())
+            .ok_or_else(|| Error::no_domain(format!("no domain with matching id {id}")))
+    }
+
+    pub fn state(&self, d: &DomainRef) -> Result<(DomainState, i32)> {
+        let dom = self.get(d)?;
+        let i = dom.lock();
+        Ok((i.state, i.reason))
+    }
+
+    pub async fn info(&self, d: &DomainRef) -> Result<DomainInfo> {
+        let dom = self.get(d)?;
+        let (state, max, cur, vcpus, live) = {
+            let i = dom.lock();
+            let def = i.live.as_ref().map_or(&i.def, |l| &l.live_def);
+            (
+                i.state,
+                def.memory_kib(),
+                def.current_memory_kib(),
+                def.vcpus(),
+                i.live.clone(),
+            )
+        };
+        let cpu_time_ns = live.map_or(0, |l| process_cpu_time_ns(l.process.pid()));
+        Ok(DomainInfo {
+            state,
+            max_mem_kib: max,
+            memory_kib: cur,
+            nr_virt_cpu: vcpus,
+            cpu_time_ns,
+        })
+    }
+
+    pub fn xml(&self, d: &DomainRef, flags: XmlFlags) -> Result<String> {
+        let dom = self.get(d)?;
+        let i = dom.lock();
+        let inactive = flags.contains(XmlFlags::INACTIVE);
+        let (def, id) = match (&i.live, inactive) {
+            (Some(l), false) => (&l.live_def, Some(l.id)),
+            (_, true) => (i.next_def.as_ref().unwrap_or(&i.def), None),
+            (None, false) => (&i.def, None),
+        };
+        Ok(def.to_xml_canonical(
+            &QemuProfile,
+            &FormatOptions {
+                id,
+                inactive: id.is_none(),
+                secure: flags.contains(XmlFlags::SECURE),
+            },
+        ))
+    }
+
+    // ---- definitions ----
+
+    fn place(&self, def: &DomainDef) -> Result<Option<Arc<DomainObj>>> {
+        let t = self.table();
+        let name = def.name();
+        if let Some(u) = def.uuid()
+            && let Some(d) = t.get(&u)
+        {
+            if d.name != name {
+                return Err(Error::new(
+                    ErrorKind::OperationFailed,
+                    format!(
+                        "domain '{}' is already defined with uuid {}",
+                        d.name, d.uuid
+                    ),
+                ));
+            }
+            return Ok(Some(d.clone()));
+        }
+        if let Some(d) = t.values().find(|d| d.name == name) {
+            return Err(Error::new(
+                ErrorKind::OperationFailed,
+                format!("domain '{}' already exists with uuid {}", d.name, d.uuid),
+            ));
+        }
+        Ok(None)
+    }
+
+    fn check_def(&self, def: &DomainDef) -> Result<()> {
+        let ty = def.domain_type();
+        if ty != "qemu" && ty != "kvm" {
+            return Err(Error::new(
+                ErrorKind::ConfigUnsupported,
+                format!(
+                    "unsupported configuration: domain type '{ty}' is not handled by the QEMU driver (use 'kvm' or 'qemu')"
+                ),
+            ));
+        }
+        if def.os_type() != "hvm" {
+            return Err(Error::new(
+                ErrorKind::ConfigUnsupported,
+                format!(
+                    "OS type '{}' is not supported by the QEMU driver (use hvm)",
+                    def.os_type()
+                ),
+            ));
+        }
+        // Anything argv cannot express is reported now, not at start.
+        let caps = placeholder_caps();
+        let domain = def.normalised(&QemuProfile);
+        let ctx = argv_context(&caps, Accel::Tcg, Path::new("/nonexistent"), &domain);
+        argv::build(&domain, &ctx).map(|_| ())
+    }
+
+    fn save_def(&self, def: &DomainDef) -> Result<()> {
+        let path = self.layout.definition(&def.name());
+        files::write_atomic(&path, def.to_xml_as_defined().as_bytes())
+            .map_err(|e| Error::system(format_args!("cannot write {}", path.display()), &e))
+    }
+
+    pub fn define(&self, mut def: DomainDef) -> Result<DomainRef> {
+        def.assign_generated(&QemuProfile);
+        self.check_def(&def)?;
+        match self.place(&def)? {
+            Some(dom) => {
+                self.save_def(&def)?;
+                let h = {
+                    let mut i = dom.lock();
+                    if i.live.is_some() {
+                        i.next_def = Some(def);
+                    } else {
+                        i.def = def;
+                    }
+                    i.persistent = true;
+                    drop(i);
+                    dom.handle()
+                };
+                self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_UPDATED);
+                Ok(h)
+            }
+            None => {
+                self.save_def(&def)?;
+                let dom = DomainObj::new(def, true);
+                let h = dom.handle();
+                self.table().insert(dom.uuid, dom);
+                self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_ADDED);
+                Ok(h)
+            }
+        }
+    }
+
+    pub async fn undefine(&self, d: &DomainRef) -> Result<()> {
+        let dom = self.get(d)?;
+        let _job = dom.job().await?;
+        let (persistent, running) = {
+            let i = dom.lock();
+            (i.persistent, i.live.is_some())
+        };
+        if !persistent {
+            return Err(Error::operation_invalid("cannot undefine transient domain"));
+        }
+        let path = self.layout.definition(&dom.name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::system(
+                    format_args!("cannot remove {}", path.display()),
+                    &e,
+                ));
+            }
+        }
+        let _ = std::fs::remove_file(self.layout.autostart_dir().join(&dom.name));
+        {
+            let mut i = dom.lock();
+            i.persistent = false;
+            i.autostart = false;
+            i.next_def = None;
+        }
+        if !running {
+            self.table().remove(&dom.uuid);
+        }
+        self.emit(
+            dom.handle(),
+            LifecycleKind::Undefined,
+            detail::UNDEFINED_REMOVED,
+        );
+        Ok(())
+    }
+
+    pub fn set_autostart(&self, d: &DomainRef, on: bool) -> Result<()> {
+        let dom = self.get(d)?;
+        if !dom.lock().persistent {
+            return Err(Error::operation_invalid(
+                "cannot set autostart for transient domain",
+            ));
+        }
+        let mark = self.layout.autostart_dir().join(&dom.name);
+        let r = if on {
+            std::fs::write(&mark, b"")
+        } else {
+            std::fs::remove_file(&mark).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+        };
+        r.map_err(|e| Error::system(format_args!("cannot update {}", mark.display()), &e))?;
+        dom.lock().autostart = on;
+        Ok(())
+    }
+
+    pub async fn create_transient(
+        self: &Arc<Self>,
+        mut def: DomainDef,
+        flags: CreateFlags,
+    ) -> Result<DomainRef> {
+        def.assign_generated(&QemuProfile);
+        self.check_def(&def)?;
+        if let Some(d) = self.place(&def)? {
+            let active = d.lock().live.is_some();
+            return Err(if active {
+                Error::operation_invalid(format!("domain '{}' is already active", d.name))
+            } else {
+                Error::new(
+                    ErrorKind::OperationFailed,
+                    format!("domain '{}' already exists with uuid {}", d.name, d.uuid),
+                )
+            });
+        }
+        let dom = DomainObj::new(def, false);
+        self.table().insert(dom.uuid, dom.clone());
+        match self.start(&dom.handle(), flags).await {
+            Ok(h) => Ok(h),
+            Err(e) => {
+                self.table().remove(&dom.uuid);
+                Err(e)
+            }
+        }
+    }
+
+    // ---- lifecycle ----
+
+    /// Starts a defined domain.
+    pub async fn start(self: &Arc<Self>, d: &DomainRef, flags: CreateFlags) -> Result<DomainRef> {
+        let dom = self.get(d)?;
+        let _job = dom.job().await?;
+        if dom.lock().live.is_some() {
+            return Err(Error::operation_invalid("domain is already running"));
+        }
+        let def = dom.lock().def.clone();
+        let live = self.launch(&dom, def, flags).await?;
+        let paused = flags.contains(CreateFlags::PAUSED);
+        {
+            let mut i = dom.lock();
+            i.live = Some(live.clone());
+            if paused {
+                i.state = DomainState::Paused;
+                i.reason = paused_reason::USER;
+            } else {
+                i.state = DomainState::Running;
+                i.reason = running_reason::BOOTED;
+            }
+        }
+        self.save_status(&dom);
+        let h = dom.handle();
+        self.emit(h.clone(), LifecycleKind::Started, detail::STARTED_BOOTED);
+        if paused {
+            self.emit(
+                h.clone(),
+                LifecycleKind::Suspended,
+                detail::SUSPENDED_PAUSED,
+            );
+        }
+        self.supervise(dom.clone(), live);
+        Ok(h)
+    }
+
+    async fn launch(
+        self: &Arc<Self>,
+        dom: &Arc<DomainObj>,
+        def: DomainDef,
+        flags: CreateFlags,
+    ) -> Result<Arc<Live>> {
+        let accel = match def.domain_type().as_str() {
+            "kvm" => {
+                if !caps::kvm_usable() {
+                    return Err(Error::new(
+                        ErrorKind::ConfigUnsupported,
+                        "domain type 'kvm' needs a usable /dev/kvm, which this host lacks; \
+                         use <domain type='qemu'> for emulation",
+                    ));
+                }
+                Accel::Kvm
+            }
+            _ => Accel::Tcg,
+        };
+        let domain = def.normalised(&QemuProfile);
+        let binary = match domain
+            .child("devices")
+            .and_then(|d| d.child("emulator"))
+            .map(|e| PathBuf::from(e.text().trim()))
+        {
+            Some(b) => b,
+            None => caps::default_emulator(
+                &domain
+                    .child("os")
+                    .and_then(|o| o.child("type"))
+                    .and_then(|t| t.attr("arch"))
+                    .map(|a| a.into_owned())
+                    .unwrap_or_else(|| "x86_64".into()),
+            )?,
+        };
+        let caps = self.caps.get(&binary).await?;
+        let id = {
+            let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+            let id = *n;
+            *n += 1;
+            id
+        };
+        let run_dir = self.layout.domain_run_dir(&dom.name);
+        let _ = std::fs::remove_dir_all(&run_dir);
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| Error::system(format_args!("cannot create {}", run_dir.display()), &e))?;
+        let cleanup = |e: Error| {
+            let _ = std::fs::remove_dir_all(&run_dir);
+            e
+        };
+        let monitor = run_dir.join("monitor.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&monitor).map_err(|e| {
+            cleanup(Error::system(
+                format_args!("cannot bind {}", monitor.display()),
+                &e,
+            ))
+        })?;
+        let mut key = [0u8; 32];
+        virtkit_core::ids::random_bytes(&mut key);
+        write_private(&run_dir.join("master-key.aes"), &key).map_err(cleanup)?;
+
+        let mut ctx = argv_context(&caps, accel, &run_dir, &domain);
+        ctx.monitor_fd = listener.as_raw_fd();
+        let cmd = argv::build(&domain, &ctx).map_err(cleanup)?;
+        let log = self.layout.domain_log(&dom.name);
+        let keep = [listener.as_raw_fd()];
+        let process = QemuProcess::spawn(&Launch {
+            binary: &cmd.binary,
+            args: &cmd.args,
+            env: &cmd.env,
+            log: &log,
+            keep_fds: &keep,
+        })
+        .map_err(cleanup)?;
+        drop(listener);
+        let _ = std::fs::write(run_dir.join("pid"), process.pid().to_string());
+
+        let fail = |process: &QemuProcess, what: String| {
+            let tail = log_tail(&log);
+            let msg = if tail.is_empty() {
+                what
+            } else {
+                format!("{what}; QEMU said: {tail}")
+            };
+            let _ = process.signal(libc::SIGKILL);
+            Error::new(
+                ErrorKind::OperationFailed,
+                format!("cannot start domain '{}': {msg}", dom.name),
+            )
+        };
+        let qmp = match Qmp::connect(&monitor, MONITOR_DEADLINE).await {
+            Ok((q, _)) => q,
+            Err(e) => {
+                let err = fail(&process, e.to_string());
+                process.wait().await;
+                return Err(cleanup(err));
+            }
+        };
+        if !flags.contains(CreateFlags::PAUSED)
+            && let Err(e) = qmp.execute(&qapi::qmp::cont {}, QMP_DEADLINE).await
+        {
+            let err = fail(&process, e.to_string());
+            process.wait().await;
+            return Err(cleanup(err));
+        }
+        let live_def = DomainDef::parse(&def.to_xml_canonical(
+            &QemuProfile,
+            &FormatOptions {
+                id: Some(id),
+                inactive: false,
+                secure: true,
+            },
+        ))?;
+        Ok(Arc::new(Live {
+            id,
+            process,
+            qmp,
+            run_dir,
+            live_def,
+            taps: Vec::new(),
+        }))
+    }
+
+    fn save_status(&self, dom: &DomainObj) {
+        let i = dom.lock();
+        let Some(l) = &i.live else { return };
+        let status = Status {
+            id: l.id,
+            pid: l.process.pid(),
+            start_time: l.process.start_time(),
+            state: i.state,
+            reason: i.reason,
+            monitor: l.run_dir.join("monitor.sock"),
+            taps: l.taps.clone(),
+            live_xml: l.live_def.to_xml_as_defined(),
+        };
+        if let Err(e) = status.save(&l.run_dir.join("status.xml")) {
+            tracing::warn!(domain = %dom.name, error = %e, "cannot save status");
+        }
+    }
+
+    /// Watches a running guest: monitor events and process exit. Ends when
+    /// the guest stops or this driver instance closes (dropping its monitor
+    /// connection, so that the next instance can connect).
+    fn supervise(self: &Arc<Self>, dom: Arc<DomainObj>, live: Arc<Live>) {
+        let state = Arc::downgrade(self);
+        let mut events = live.qmp.events();
+        let mut closing = self.closing.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = closing.changed() => return,
+                    ev = events.recv() => {
+                        let Some(st) = state.upgrade() else { return };
+                        match ev {
+                            Ok(ev) => {
+                                st.on_event(&dom, &live, ev).await;
+                                if !is_current(&dom, &live) {
+                                    return;
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(_) => {
+                                // The monitor closed: QEMU is exiting.
+                                live.process.wait().await;
+                                st.on_exit(&dom, &live);
+                                return;
+                            }
+                        }
+                    }
+                    _ = live.process.wait() => {
+                        if let Some(st) = state.upgrade() {
+                            st.on_exit(&dom, &live);
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn on_event(self: &Arc<Self>, dom: &Arc<DomainObj>, live: &Arc<Live>, ev: QmpEvent) {
+        // Events still queued from a QEMU that is already finished with
+        // (e.g. the SHUTDOWN that our own SIGTERM caused) mean nothing.
+        if !is_current(dom, live) {
+            return;
+        }
+        match ev.name.as_str() {
+            "STOP" => {
+                let mut i = dom.lock();
+                if std::mem::take(&mut i.expect.stop) || i.state == DomainState::Paused {
+                    return;
+                }
+                i.state = DomainState::Paused;
+                i.reason = paused_reason::UNKNOWN;
+                drop(i);
+                self.save_status(dom);
+                self.emit(
+                    dom.handle(),
+                    LifecycleKind::Suspended,
+                    detail::SUSPENDED_PAUSED,
+                );
+            }
+            "RESUME" => {
+                let mut i = dom.lock();
+                if std::mem::take(&mut i.expect.resume) || i.state == DomainState::Running {
+                    return;
+                }
+                i.state = DomainState::Running;
+                i.reason = running_reason::UNPAUSED;
+                drop(i);
+                self.save_status(dom);
+                self.emit(
+                    dom.handle(),
+                    LifecycleKind::Resumed,
+                    detail::RESUMED_UNPAUSED,
+                );
+            }
+            "SHUTDOWN" => {
+                let (destroying, reboot) = {
+                    let mut i = dom.lock();
+                    (i.expect.destroy, std::mem::take(&mut i.expect.reboot))
+                };
+                if destroying {
+                    return;
+                }
+                let guest = ev.guest_initiated();
+                let d = if guest {
+                    detail::SHUTDOWN_GUEST
+                } else {
+                    detail::SHUTDOWN_HOST
+                };
+                self.emit(dom.handle(), LifecycleKind::Shutdown, d);
+                if reboot {
+                    // A reboot asked of the host: the guest powered off, so
+                    // reset the machine and let it run again.
+                    let _ = live
+                        .qmp
+                        .execute(&qapi::qmp::system_reset {}, QMP_DEADLINE)
+                        .await;
+                    let _ = live.qmp.execute(&qapi::qmp::cont {}, QMP_DEADLINE).await;
+                    return;
+                }
+                let action = dom.lock().def.lifecycle_action("on_poweroff");
+                if action == "restart" {
+                    let _ = live
+                        .qmp
+                        .execute(&qapi::qmp::system_reset {}, QMP_DEADLINE)
+                        .await;
+                    let _ = live.qmp.execute(&qapi::qmp::cont {}, QMP_DEADLINE).await;
+                    return;
+                }
+                {
+                    let mut i = dom.lock();
+                    i.state = DomainState::Shutdown;
+                    i.reason = 1;
+                    i.expect.destroy = true;
+                }
+                let _ = live.process.terminate(TERM_GRACE, true).await;
+                self.finish_live(
+                    dom,
+                    live,
+                    shutoff_reason::SHUTDOWN,
+                    detail::STOPPED_SHUTDOWN,
+                );
+            }
+            "GUEST_PANICKED" => {
+                {
+                    let mut i = dom.lock();
+                    i.state = DomainState::Crashed;
+                    i.reason = 1;
+                }
+                self.emit(
+                    dom.handle(),
+                    LifecycleKind::Crashed,
+                    detail::CRASHED_PANICKED,
+                );
+                let action = dom.lock().def.lifecycle_action("on_crash");
+                if action == "destroy" {
+                    dom.lock().expect.destroy = true;
+                    let _ = live.process.terminate(TERM_GRACE, true).await;
+                    self.finish_live(dom, live, shutoff_reason::CRASHED, detail::STOPPED_CRASHED);
+                } else if action == "restart" {
+                    let _ = live
+                        .qmp
+                        .execute(&qapi::qmp::system_reset {}, QMP_DEADLINE)
+                        .await;
+                    let _ = live.qmp.execute(&qapi::qmp::cont {}, QMP_DEADLINE).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// QEMU exited: expected (destroy, shutdown) or not (crash, SIGKILL).
+    fn on_exit(&self, dom: &Arc<DomainObj>, live: &Arc<Live>) {
+        let expected = dom.lock().expect.destroy;
+        if expected {
+            // The job that stopped it finishes the bookkeeping.
+            return;
+        }
+        self.finish_live(dom, live, shutoff_reason::CRASHED, detail::STOPPED_FAILED);
+    }
+
+    /// Bookkeeping once QEMU is gone: files, taps, state, event.
+    fn finish_live(&self, dom: &Arc<DomainObj>, live: &Arc<Live>, reason: i32, event_detail: i32) {
+        {
+            let i = dom.lock();
+            if !i.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
+                return; // already finished
+            }
+        }
+        self.finish_stop(dom, &live.run_dir, &live.taps, reason, event_detail);
+    }
+
+    fn finish_stop(
+        &self,
+        dom: &Arc<DomainObj>,
+        run_dir: &Path,
+        taps: &[String],
+        reason: i32,
+        event_detail: i32,
+    ) {
+        let handle_before = dom.handle();
+        let _ = std::fs::remove_dir_all(run_dir);
+        crate::net::release_taps(taps);
+        let remove = {
+            let mut i = dom.lock();
+            i.live = None;
+            i.state = DomainState::Shutoff;
+            i.reason = reason;
+            i.expect = Expect::default();
+            if let Some(next) = i.next_def.take() {
+                i.def = next;
+            }
+            !i.persistent
+        };
+        if remove {
+            self.table().remove(&dom.uuid);
+        }
+        self.emit(handle_before, LifecycleKind::Stopped, event_detail);
+    }
+
+    fn live_of(&self, dom: &DomainObj) -> Result<Arc<Live>> {
+        dom.lock()
+            .live
+            .clone()
+            .ok_or_else(|| not_running(&dom.name))
+    }
+
+    pub async fn destroy(&self, d: &DomainRef, graceful: bool) -> Result<()> {
+        let dom = self.get(d)?;
+        let _job = dom.job().await?;
+        let live = self.live_of(&dom)?;
+        dom.lock().expect.destroy = true;
+        if let Err(e) = live.process.terminate(TERM_GRACE, !graceful).await {
+            dom.lock().expect.destroy = false;
+            return Err(e);
+        }
+        self.finish_live(
+            &dom,
+            &live,
+            shutoff_reason::DESTROYED,
+            detail::STOPPED_DESTROYED,
+        );
+        Ok(())
+    }
+
+    pub async fn shutdown(&self, d: &DomainRef) -> Result<()> {
+        let dom = self.get(d)?;
+        let _job = dom.job().await?;
+        let live = self.live_of(&dom)?;
+        live.qmp
+            .execute(&qapi::qmp::system_powerdown {}, QMP_DEADLINE)
+            .await
+            .map_err(qmp_err)?;
+        Ok(())
+    }
+
+    pub async fn reboot(&self, d: &DomainRef) -> Result<()> {
+        let dom = self.get(d)?;
+        let _job = dom.job().await?;
+        let live = self.live_of(&dom)?;
+        dom.lock().expect.reboot = true;
+        if let Err(e) = live
+            .qmp
+            .execute(&qapi::qmp::system_powerdown {}, QMP_DEADLINE)
+            .await
+        {
+            dom.lock().expect.reboot = false;
+            return Err(qmp_err(e));
+        }
+        Ok(())
+    }
+
+    pub async fn reset(&self, d: &DomainRef) -> Result<()> {
+        let dom = self.get(d)?;
+        let _job = dom.job().await?;
+        let live = self.live_of(&dom)?;
+        live.qmp
+            .execute(&qapi::qmp::system_reset {}, QMP_DEADLINE)
+            .await
+            .map_err(qmp_err)?;
+        Ok(())
+    }
+
+    pub async fn suspend(&self, d: &DomainRef) -> Result<()> {
+        let dom = self.get(d)?;
+        let _job = dom.job().await?;
+        let live = self.live_of(&dom)?;
+        if dom.lock().state == DomainState::Paused {
+            return Ok(());
+        }
+        dom.lock().expect.stop = true;
+        if let Err(e) = live.qmp.execute(&qapi::qmp::stop {}, QMP_DEADLINE).await {
+            dom.lock().expect.stop = false;
+            return Err(qmp_err(e));
+        }
+        {
+            let mut i = dom.lock();
+            i.state = DomainState::Paused;
+            i.reason = paused_reason::USER;
+        }
+        self.save_status(&dom);
+        self.emit(
+            dom.handle(),
+            LifecycleKind::Suspended,
+            detail::SUSPENDED_PAUSED,
+        );
+        Ok(())
+    }
+
+    pub async fn resume(&self, d: &DomainRef) -> Result<()> {
+        let dom = self.get(d)?;
+        let _job = dom.job().await?;
+        let live = self.live_of(&dom)?;
+        if dom.lock().state != DomainState::Paused {
+            return Err(Error::operation_invalid("domain is not paused"));
+        }
+        dom.lock().expect.resume = true;
+        if let Err(e) = live.qmp.execute(&qapi::qmp::cont {}, QMP_DEADLINE).await {
+            dom.lock().expect.resume = false;
+            return Err(qmp_err(e));
+        }
+        {
+            let mut i = dom.lock();
+            i.state = DomainState::Running;
+            i.reason = running_reason::UNPAUSED;
+        }
+        self.save_status(&dom);
+        self.emit(
+            dom.handle(),
+            LifecycleKind::Resumed,
+            detail::RESUMED_UNPAUSED,
+        );
+        Ok(())
+    }
+}
+
+/// Whether `live` is still the domain's running instance.
+fn is_current(dom: &DomainObj, live: &Arc<Live>) -> bool {
+    dom.lock()
+        .live
+        .as_ref()
+        .is_some_and(|l| Arc::ptr_eq(l, live))
+}
+
+fn matches_flags(i: &DomInner, flags: ListFlags) -> bool {
+    let f = |b| flags.contains(b);
+    let active = i.live.is_some();
+    let pair = |a: ListFlags, b: ListFlags, is_a: bool| {
+        !(f(a) || f(b)) || (is_a && f(a)) || (!is_a && f(b))
+    };
+    if !pair(ListFlags::ACTIVE, ListFlags::INACTIVE, active)
+        || !pair(ListFlags::PERSISTENT, ListFlags::TRANSIENT, i.persistent)
+        || !pair(ListFlags::AUTOSTART, ListFlags::NO_AUTOSTART, i.autostart)
+    {
+        return false;
+    }
+    let states = ListFlags::RUNNING | ListFlags::PAUSED | ListFlags::SHUTOFF | ListFlags::OTHER;
+    if flags.intersects(states) {
+        let ok = match i.state {
+            DomainState::Running => f(ListFlags::RUNNING),
+            DomainState::Paused => f(ListFlags::PAUSED),
+            DomainState::Shutoff => f(ListFlags::SHUTOFF),
+            _ => f(ListFlags::OTHER),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    !f(ListFlags::HAS_SNAPSHOT) && !f(ListFlags::MANAGEDSAVE)
+}
+
+/// Capabilities good enough to check that a definition can be expressed
+/// (the real binary is probed at start).
+fn placeholder_caps() -> QemuCaps {
+    QemuCaps {
+        binary: "/usr/bin/qemu-system-x86_64".into(),
+        version: 10_000_000,
+        package: String::new(),
+        arch: "x86_64".into(),
+        flags: Default::default(),
+        machines: Vec::new(),
+        cpu_models: Vec::new(),
+        kvm: true,
+    }
+}
+
+fn argv_context<'a>(
+    caps: &'a QemuCaps,
+    accel: Accel,
+    dir: &Path,
+    domain: &virtkit_core::xml::Element,
+) -> argv::Context<'a> {
+    let nics = domain
+        .child("devices")
+        .map_or(0, |d| d.children_named("interface").count());
+    argv::Context {
+        caps,
+        accel,
+        domain_dir: dir.to_path_buf(),
+        monitor_fd: -1,
+        nets: vec![
+            argv::NetFds {
+                tap: vec![-1],
+                vhost: Vec::new(),
+            };
+            nics
+        ],
+        user: current_user(),
+    }
+}
+
+fn current_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            "root".into()
+        } else {
+            "nobody".into()
+        }
+    })
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::system(format_args!("cannot create {}", path.display()), &e))?;
+    std::io::Write::write_all(&mut f, data)
+        .map_err(|e| Error::system(format_args!("cannot write {}", path.display()), &e))
+}
+
+/// The last non-empty lines of QEMU's log, for error messages.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join("; ")
+}
+
+/// CPU time (user + system) of a process in nanoseconds.
+fn process_cpu_time_ns(pid: i32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat (11 and 12 after ')').
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    (ticks(11) + ticks(12)) * 1_000_000_000 / hz
+}
