@@ -305,6 +305,31 @@ pub trait NetworkOps: Send + Sync {
         let _ = (net, on);
         unsupported_default!(self, "network.set-autostart")
     }
+    /// Adds, deletes or modifies one entry of a section of the definition
+    /// (`virNetworkUpdate`), in the running network and/or the persistent
+    /// definition as `flags` say.
+    async fn update(
+        &self,
+        net: &NetworkRef,
+        command: crate::network::update::Command,
+        section: crate::network::update::Section,
+        parent_index: i32,
+        xml: &str,
+        flags: NetworkUpdateFlags,
+    ) -> Result<()> {
+        let _ = (net, command, section, parent_index, xml, flags);
+        unsupported_default!(self, "network.update")
+    }
+    /// The DHCP leases handed out on the network, optionally only those of
+    /// one MAC address (`virNetworkGetDHCPLeases`).
+    async fn dhcp_leases(
+        &self,
+        net: &NetworkRef,
+        mac: Option<&str>,
+    ) -> Result<Vec<NetworkDhcpLease>> {
+        let _ = (net, mac);
+        unsupported_default!(self, "network.dhcp-leases")
+    }
 }
 
 /// Host interface operations of a connection (libvirt's `virInterface*`).
@@ -383,4 +408,14 @@ pub trait EventOps: Send + Sync {
     /// A stream of lifecycle events passing `filter`, from now until the
     /// connection closes.
     fn subscribe(&self, filter: EventFilter) -> Result<EventStream>;
+
+    /// A stream of network lifecycle events (defined, undefined, started,
+    /// stopped), optionally of one network only.
+    fn subscribe_networks(
+        &self,
+        network: Option<Uuid>,
+    ) -> Result<crate::event::NetworkEventStream> {
+        let _ = network;
+        Err(Error::unsupported("events", "network-events"))
+    }
 }

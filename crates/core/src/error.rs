@@ -199,10 +199,40 @@ pub enum ErrorDomain {
     Bhyve = 57,
 }
 
+const ALL_DOMAINS: &[ErrorDomain] = &[
+    ErrorDomain::None,
+    ErrorDomain::Xml,
+    ErrorDomain::Dom,
+    ErrorDomain::Rpc,
+    ErrorDomain::Conf,
+    ErrorDomain::Qemu,
+    ErrorDomain::Test,
+    ErrorDomain::Remote,
+    ErrorDomain::Lxc,
+    ErrorDomain::Network,
+    ErrorDomain::Domain,
+    ErrorDomain::Net,
+    ErrorDomain::Uri,
+    ErrorDomain::Libxl,
+    ErrorDomain::Esx,
+    ErrorDomain::Hyperv,
+    ErrorDomain::Vbox,
+    ErrorDomain::Bhyve,
+];
+
 impl ErrorDomain {
     /// libvirt's numeric `virErrorDomain`.
     pub fn code(self) -> i32 {
         self as i32
+    }
+
+    /// The domain for libvirt's number; unknown numbers become `None`.
+    pub fn from_code(code: i32) -> ErrorDomain {
+        ALL_DOMAINS
+            .iter()
+            .copied()
+            .find(|d| d.code() == code)
+            .unwrap_or(ErrorDomain::None)
     }
 }
 
@@ -214,6 +244,15 @@ pub enum ErrorDetail {
     None,
     /// Where in an XML document the problem is.
     Xml(XmlLocation),
+    /// An error received from a peer over RPC: the message is printed as
+    /// sent, and libvirt's raw numbers are kept (they may name codes or
+    /// domains virtkit has no variant for).
+    Remote {
+        /// libvirt's `virErrorNumber`.
+        code: i32,
+        /// libvirt's `virErrorDomain`.
+        domain: i32,
+    },
     /// A driver cannot do an operation.
     Unsupported {
         /// Driver name, e.g. `test`.
@@ -302,6 +341,50 @@ impl Error {
         }
     }
 
+    /// An error of `kind` located in an XML document: for checks libvirt
+    /// reports with a kind other than `XmlError` (`unsupported
+    /// configuration`, ...) that virtkit can still point at.
+    pub fn xml_with_kind(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        location: XmlLocation,
+    ) -> Error {
+        Error {
+            kind,
+            domain: ErrorDomain::Xml,
+            message: message.into(),
+            detail: ErrorDetail::Xml(location),
+        }
+    }
+
+    /// An error received over RPC: `message` is libvirt's complete text
+    /// (prefix included), printed unchanged; `code` and `domain` are kept
+    /// even when virtkit has no kind or domain for them.
+    pub fn from_remote(code: i32, domain: i32, message: impl Into<String>) -> Error {
+        Error {
+            kind: ErrorKind::from_code(code),
+            domain: ErrorDomain::from_code(domain),
+            message: message.into(),
+            detail: ErrorDetail::Remote { code, domain },
+        }
+    }
+
+    /// libvirt's error code: the peer's raw number for remote errors.
+    pub fn raw_code(&self) -> i32 {
+        match self.detail {
+            ErrorDetail::Remote { code, .. } => code,
+            _ => self.kind.code(),
+        }
+    }
+
+    /// libvirt's error domain: the peer's raw number for remote errors.
+    pub fn raw_domain(&self) -> i32 {
+        match self.detail {
+            ErrorDetail::Remote { domain, .. } => domain,
+            _ => self.domain.code(),
+        }
+    }
+
     /// An error from a failed system call, with what was being done.
     pub fn system(context: impl fmt::Display, err: &std::io::Error) -> Error {
         Error::new(ErrorKind::SystemError, format!("{context}: {err}"))
@@ -351,6 +434,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = self.kind.prefix();
         match (&self.detail, prefix.is_empty()) {
+            (ErrorDetail::Remote { .. }, _) => f.write_str(&self.message),
             (ErrorDetail::Xml(loc), _) => {
                 write!(f, "{prefix}: {loc}: {}", self.message)
             }
@@ -411,5 +495,24 @@ mod tests {
             assert_eq!(ErrorKind::from_code(k.code()), k);
         }
         assert!(Error::unsupported("test", "domain.reset").is_unsupported());
+        assert_eq!(ErrorDomain::from_code(12), ErrorDomain::Test);
+    }
+
+    #[test]
+    fn remote_errors_print_as_sent_and_keep_raw_numbers() {
+        let e = Error::from_remote(
+            55,
+            12,
+            "Requested operation is not valid: domain is not running",
+        );
+        assert_eq!(e.kind(), ErrorKind::OperationInvalid);
+        assert_eq!(e.domain(), ErrorDomain::Test);
+        assert_eq!(
+            e.to_string(),
+            "Requested operation is not valid: domain is not running"
+        );
+        let e = Error::from_remote(1001, 999, "something new");
+        assert_eq!((e.raw_code(), e.raw_domain()), (1001, 999));
+        assert_eq!(e.to_string(), "something new");
     }
 }

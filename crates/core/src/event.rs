@@ -262,6 +262,90 @@ impl EventBus {
     }
 }
 
+/// `virNetworkEventLifecycleType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(i32)]
+pub enum NetworkEventKind {
+    /// A definition was added or changed.
+    Defined = 0,
+    /// A definition was removed.
+    Undefined = 1,
+    /// The network started.
+    Started = 2,
+    /// The network stopped.
+    Stopped = 3,
+}
+
+impl NetworkEventKind {
+    /// libvirt's number.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The word virsh's `net-event` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkEventKind::Defined => "Defined",
+            NetworkEventKind::Undefined => "Undefined",
+            NetworkEventKind::Started => "Started",
+            NetworkEventKind::Stopped => "Stopped",
+        }
+    }
+}
+
+/// One network lifecycle event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkEvent {
+    /// The network it is about.
+    pub network: crate::types::NetworkRef,
+    /// What happened.
+    pub kind: NetworkEventKind,
+}
+
+/// An async stream of network events; it ends when its bus is dropped.
+pub type NetworkEventStream = Pin<Box<dyn Stream<Item = NetworkEvent> + Send>>;
+
+/// A broadcast bus for network events.
+#[derive(Debug, Clone)]
+pub struct NetworkEventBus {
+    tx: broadcast::Sender<NetworkEvent>,
+}
+
+impl Default for NetworkEventBus {
+    fn default() -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        NetworkEventBus { tx }
+    }
+}
+
+impl NetworkEventBus {
+    /// Publishes an event to every current subscriber.
+    pub fn emit(&self, network: crate::types::NetworkRef, kind: NetworkEventKind) {
+        // No subscribers is not an error.
+        let _ = self.tx.send(NetworkEvent { network, kind });
+    }
+
+    /// A stream of the events about `network` (all when `None`), from now on.
+    pub fn subscribe(&self, network: Option<Uuid>) -> NetworkEventStream {
+        let rx = self.tx.subscribe();
+        Box::pin(futures::stream::unfold(
+            (rx, network),
+            |(mut rx, net)| async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(ev) if net.is_none_or(|u| u == ev.network.uuid) => {
+                            return Some((ev, (rx, net)));
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

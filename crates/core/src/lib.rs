@@ -8,6 +8,8 @@
 //! - [`Connect`] and [`Domain`]: the typed entry points for Rust programs.
 //! - [`xml`]: a lossless XML tree; [`domain::DomainDef`]: a validating view
 //!   of domain XML with libvirt's canonical output.
+//! - [`network::NetworkDef`]: a validating view of network XML with
+//!   libvirt's canonical output.
 //! - [`event`]: lifecycle events with libvirt's codes, as async streams.
 //! - [`MacAddr`], [`Uuid`]: identifiers with libvirt's rules.
 
@@ -19,6 +21,7 @@ pub mod event;
 pub mod files;
 pub mod host;
 pub mod ids;
+pub mod network;
 pub mod registry;
 pub mod types;
 pub mod uri;
@@ -27,7 +30,10 @@ pub mod xml;
 pub use connect::{Connect, Domain, check_object_name};
 pub use driver::{Connection, DomainOps, Driver, EventOps, InterfaceOps, NetworkOps, StorageOps};
 pub use error::{Error, ErrorDetail, ErrorDomain, ErrorKind, Result, XmlLocation};
-pub use event::{EventBus, EventFilter, EventStream, LifecycleEvent, LifecycleKind};
+pub use event::{
+    EventBus, EventFilter, EventStream, LifecycleEvent, LifecycleKind, NetworkEvent,
+    NetworkEventBus, NetworkEventKind, NetworkEventStream,
+};
 pub use ids::{MacAddr, Uuid};
 pub use types::*;
 pub use uri::Uri;

@@ -207,6 +207,40 @@ flags! {
 }
 
 flags! {
+    /// `virNetworkUpdateFlags`: which definition a `net-update` changes
+    /// (none = the current one: live if running, else persistent).
+    NetworkUpdateFlags {
+        /// The running network.
+        LIVE = 1;
+        /// The persistent definition.
+        CONFIG = 2;
+    }
+}
+
+/// One DHCP lease of a network (`virNetworkDHCPLease`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkDhcpLease {
+    /// The bridge the lease was handed out on.
+    pub iface: String,
+    /// Expiry, seconds since the epoch (0 = never).
+    pub expiry_time: i64,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// Client MAC address (IPv4) or empty.
+    pub mac: String,
+    /// DHCPv6 IAID, if any.
+    pub iaid: Option<String>,
+    /// The leased address.
+    pub ipaddr: String,
+    /// Prefix length of the network.
+    pub prefix: u32,
+    /// Client host name, if it sent one.
+    pub hostname: Option<String>,
+    /// Client id, if it sent one.
+    pub clientid: Option<String>,
+}
+
+flags! {
     /// `virConnectListAllInterfacesFlags`.
     InterfaceListFlags {
         /// Inactive interfaces.
