@@ -37,6 +37,10 @@ pub use virtkit_driver_test as test_driver;
 #[cfg(feature = "qemu")]
 pub use virtkit_driver_qemu as qemu_driver;
 
+/// The network driver (`network:///system`, `network:///embed?root=DIR`).
+#[cfg(feature = "network")]
+pub use virtkit_network as network_driver;
+
 /// Registers every driver compiled into this build explicitly.
 ///
 /// Only needed where link-time registration is lost (static libraries linked
@@ -46,6 +50,8 @@ pub fn init() {
     virtkit_core::registry::register(&virtkit_driver_test::TestDriver);
     #[cfg(feature = "qemu")]
     virtkit_core::registry::register(&virtkit_driver_qemu::QemuDriver);
+    #[cfg(feature = "network")]
+    virtkit_core::registry::register(&virtkit_network::NetworkDriver);
 }
 
 /// Names of the drivers this build of the facade was compiled with.
@@ -55,5 +61,7 @@ pub fn compiled_drivers() -> &'static [&'static str] {
         "test",
         #[cfg(feature = "qemu")]
         "qemu",
+        #[cfg(feature = "network")]
+        "network",
     ]
 }

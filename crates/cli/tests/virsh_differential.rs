@@ -41,6 +41,27 @@ const VM2: &str = "<domain type='test'>
 </domain>
 ";
 
+const NET1: &str = "<network>
+  <name>n1</name>
+  <uuid>11111111-2222-3333-4444-000000000001</uuid>
+  <forward dev='eth1' mode='nat'/>
+  <bridge name='vbr9'/>
+  <mac address='52:54:00:AA:BB:CC'/>
+  <domain name='n1.test' localOnly='yes'/>
+  <ip address='10.5.0.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='10.5.0.10' end='10.5.0.20'>
+        <lease expiry='2' unit='hours'/>
+      </range>
+      <host mac='52:54:00:00:00:07' name='g7' ip='10.5.0.7'/>
+    </dhcp>
+  </ip>
+  <ip family='ipv6' address='fd00:5::1' prefix='64'/>
+</network>
+";
+const NET_BAD_RANGE: &str = "<network><name>nb</name><ip address='10.6.0.1' prefix='24'><dhcp><range start='10.6.0.9' end='10.7.0.9'/></dhcp></ip></network>";
+const NET_BAD_MODE: &str = "<network><name>nm</name><forward mode='tunnel'/></network>";
+
 const NO_TYPE: &str = "<domain><name>x</name></domain>";
 const NO_OS: &str = "<domain type='test'><name>z</name></domain>";
 const SLASH: &str =
@@ -88,6 +109,27 @@ const CASES: &[&[&str]] = &[
     &["net-list --uuid"],
     &["net-info default"],
     &["net-dumpxml default"],
+    &[
+        "net-define $D/net1.xml; net-list --all; net-info n1; net-dumpxml n1; net-update n1 add ip-dhcp-host \"<host mac='52:54:00:00:00:09' ip='10.5.0.9'/>\"; net-dumpxml n1",
+    ],
+    &[
+        "net-define $D/net1.xml; net-autostart n1; net-list --all --autostart; net-autostart --disable n1; net-info n1",
+    ],
+    &[
+        "net-define $D/net1.xml; net-start n1; net-list; net-uuid n1; net-name 11111111-2222-3333-4444-000000000001; net-destroy n1; net-undefine n1; net-list --all",
+    ],
+    &["net-create $D/net1.xml; net-list --all --transient; net-destroy n1; net-list --all"],
+    &[
+        "net-update default add ip-dhcp-host \"<host mac='52:54:00:00:00:09' name='g9' ip='192.168.122.9'/>\" --live; net-dumpxml default",
+    ],
+    &[
+        "net-update default add-first ip-dhcp-host \"<host mac='52:54:00:00:00:09' ip='192.168.122.9'/>\"; net-update default delete ip-dhcp-host \"<host mac='52:54:00:00:00:09'/>\"; net-dumpxml default",
+    ],
+    &["net-start default"],
+    &["net-destroy default; net-destroy default"],
+    &["net-undefine nosuch"],
+    &["net-uuid nosuch"],
+    &["net-define $D/net1.xml; net-define $D/net1.xml; net-start n1; net-start n1"],
     &["iface-list --all; iface-list --inactive; iface-dumpxml eth1"],
     &["iface-dumpxml aa:bb:cc:dd:ee:ff"],
     &["pool-list --all; pool-list --details; pool-list --name; pool-list --uuid"],
@@ -145,10 +187,20 @@ const CASES: &[&[&str]] = &[
 
 /// Deliberate differences: (case, reason). Only the exit code and the first
 /// line of stderr are compared for these.
-const DIFFERENT: &[(&str, &str)] = &[(
-    "define $D/bad.xml",
-    "XML syntax errors are virtkit's own positioned messages, not libxml2's",
-)];
+const DIFFERENT: &[(&str, &str)] = &[
+    (
+        "define $D/bad.xml",
+        "XML syntax errors are virtkit's own positioned messages, not libxml2's",
+    ),
+    (
+        "net-define $D/netmode.xml",
+        "the unsupported-configuration message adds the position and the valid forward modes",
+    ),
+    (
+        "net-define $D/netrange.xml",
+        "the message adds the position; libvirt reports this check as an internal error",
+    ),
+];
 
 fn binary(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
@@ -264,6 +316,9 @@ fn virtkit_answers_like_virsh() {
         ("dupname.xml", DUP_NAME),
         ("title.xml", TITLE_NL),
         ("nomem.xml", NO_MEMORY),
+        ("net1.xml", NET1),
+        ("netrange.xml", NET_BAD_RANGE),
+        ("netmode.xml", NET_BAD_MODE),
     ] {
         std::fs::write(dir.join(name), text).unwrap();
     }

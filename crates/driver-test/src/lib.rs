@@ -24,7 +24,8 @@ mod state;
 use std::sync::{Arc, Mutex, Weak};
 
 use virtkit_core::domain::DomainDef;
-use virtkit_core::xml::{self, ParseOptions};
+use virtkit_core::network::NetworkDef;
+use virtkit_core::xml;
 use virtkit_core::{
     Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps, DomainRef,
     DomainState, Driver, Error, EventFilter, EventOps, EventStream, InterfaceListFlags,
@@ -121,14 +122,7 @@ fn parse_domain(xml: &str) -> Result<DomainDef> {
 }
 
 fn parse_network(xml_text: &str) -> Result<Net> {
-    let doc = xml::parse_with(
-        xml_text.as_bytes(),
-        &ParseOptions {
-            source: Some("(network_definition)".into()),
-            ..ParseOptions::default()
-        },
-    )?;
-    Net::from_doc(doc)
+    Net::from_def(NetworkDef::parse(xml_text)?)
 }
 
 #[async_trait]
@@ -357,8 +351,22 @@ impl NetworkOps for TestConnection {
         self.state.net_info(net)
     }
 
-    async fn xml_desc(&self, net: &NetworkRef, _flags: XmlFlags) -> Result<String> {
-        self.state.net_xml(net)
+    async fn xml_desc(&self, net: &NetworkRef, flags: XmlFlags) -> Result<String> {
+        self.state.net_xml(net, flags.contains(XmlFlags::INACTIVE))
+    }
+
+    async fn update(
+        &self,
+        net: &NetworkRef,
+        command: virtkit_core::network::update::Command,
+        section: virtkit_core::network::update::Section,
+        parent_index: i32,
+        xml: &str,
+        flags: virtkit_core::NetworkUpdateFlags,
+    ) -> Result<()> {
+        self.writable("virNetworkUpdate")?;
+        self.state
+            .net_update(net, command, section, parent_index, xml, flags)
     }
 
     async fn define_xml(&self, xml: &str) -> Result<NetworkRef> {

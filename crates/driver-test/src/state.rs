@@ -10,13 +10,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use virtkit_core::domain::{DomainDef, FormatOptions};
 use virtkit_core::event::detail;
+use virtkit_core::network::update;
+use virtkit_core::network::{FormatOptions as NetworkFormat, NetworkDef};
 use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
-use virtkit_core::xml::{self, CanonicalWriter, Document};
+use virtkit_core::xml::Document;
 use virtkit_core::{
     CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus,
     InterfaceListFlags, InterfaceRef, LifecycleEvent, LifecycleKind, ListFlags, NetworkInfo,
-    NetworkListFlags, NetworkRef, PoolListFlags, Result, StoragePoolInfo, StoragePoolRef,
-    StorageVolRef, UndefineFlags, Uuid, XmlFlags,
+    NetworkListFlags, NetworkRef, NetworkUpdateFlags, PoolListFlags, Result, StoragePoolInfo,
+    StoragePoolRef, StorageVolRef, UndefineFlags, Uuid, XmlFlags,
 };
 
 use crate::host::{Iface, Pool, no_interface, no_pool};
@@ -116,11 +118,11 @@ impl Dom {
     }
 }
 
-/// One virtual network (kept as its XML document until the network crate
-/// gives it a typed view).
+/// One virtual network: its definition (with libvirt's canonical output)
+/// and the test driver's flags.
 #[derive(Debug, Clone)]
 pub(crate) struct Net {
-    pub doc: Document,
+    pub def: NetworkDef,
     pub name: String,
     pub uuid: Uuid,
     pub active: bool,
@@ -129,46 +131,19 @@ pub(crate) struct Net {
 }
 
 impl Net {
+    /// A network from a parsed document (libvirt's test driver runs only
+    /// the parser's checks, not a network driver's).
     pub fn from_doc(doc: Document) -> Result<Net> {
-        let root = &doc.root;
-        let p = xml::XPath::root("network");
-        if root.name() != "network" {
-            return Err(doc.error_at(
-                root,
-                &xml::XPath::root(root.name()),
-                format!(
-                    "unexpected root element <{}>, expecting <network>",
-                    root.name()
-                ),
-            ));
-        }
-        let name_el = root
-            .child("name")
-            .ok_or_else(|| doc.error_at(root, &p, "missing name for network (add <name>)"))?;
-        let name = name_el.text().trim().to_string();
-        virtkit_core::check_object_name("network", &name)
-            .map_err(|e| doc.error_at(name_el, &p.named("name"), e.message().to_string()))?;
-        let uuid = match root.child("uuid") {
-            Some(u) => u
-                .text()
-                .parse()
-                .map_err(|e: Error| doc.error_at(u, &p.named("uuid"), e.message().to_string()))?,
-            None => Uuid::random(),
-        };
-        let mut doc = doc;
-        if doc.root.child("uuid").is_none() {
-            let n = doc
-                .root
-                .elements()
-                .position(|e| e.name() == "name")
-                .map_or(0, |i| i + 1);
-            doc.root
-                .insert_element(n, xml::Element::new("uuid").with_text(&uuid.to_string()));
-        }
+        Net::from_def(NetworkDef::from_document(doc)?)
+    }
+
+    /// A network from a definition, with a UUID generated when missing.
+    pub fn from_def(mut def: NetworkDef) -> Result<Net> {
+        def.assign_uuid()?;
         Ok(Net {
-            doc,
-            name,
-            uuid,
+            name: def.name().to_string(),
+            uuid: def.uuid().unwrap_or_default(),
+            def,
             active: false,
             persistent: true,
             autostart: false,
@@ -183,32 +158,12 @@ impl Net {
     }
 
     pub fn bridge(&self) -> Option<String> {
-        self.doc
-            .root
-            .child("bridge")
-            .and_then(|b| b.attr("name"))
-            .map(|s| s.into_owned())
+        self.def.bridge().map(str::to_string)
     }
 
-    /// The network's XML in libvirt's layout. The full network formatter
-    /// (defaults, ordering) belongs to the network crate; this prints the
-    /// stored definition with libvirt's indentation and quoting.
-    pub fn xml(&self) -> String {
-        let mut root = self.doc.root.clone();
-        root.retain_attrs(|a| a.name() != "connections");
-        if let Some(b) = root.child_mut("bridge")
-            && b.has_attr("name")
-        {
-            if !b.has_attr("stp") {
-                b.set_attr("stp", "on");
-            }
-            if !b.has_attr("delay") {
-                b.set_attr("delay", "0");
-            }
-        }
-        let mut w = CanonicalWriter::new();
-        w.element(&root, 0);
-        w.finish()
+    /// The network's XML as libvirt's formatter prints it.
+    pub fn xml(&self, inactive: bool) -> String {
+        self.def.to_xml_canonical(&NetworkFormat { inactive })
     }
 }
 
@@ -755,8 +710,31 @@ impl TestState {
         })
     }
 
-    pub fn net_xml(&self, n: &NetworkRef) -> Result<String> {
-        self.with_net(n, |net| Ok(net.xml()))
+    pub fn net_xml(&self, n: &NetworkRef, inactive: bool) -> Result<String> {
+        self.with_net(n, |net| Ok(net.xml(inactive)))
+    }
+
+    /// `virNetworkUpdate` on the one definition the test driver keeps.
+    pub fn net_update(
+        &self,
+        n: &NetworkRef,
+        command: update::Command,
+        section: update::Section,
+        parent_index: i32,
+        xml: &str,
+        flags: NetworkUpdateFlags,
+    ) -> Result<()> {
+        self.with_net(n, |net| {
+            if flags.contains(NetworkUpdateFlags::LIVE) && !net.active {
+                return Err(Error::operation_invalid("network is not running"));
+            }
+            if flags.contains(NetworkUpdateFlags::CONFIG) && !net.persistent {
+                return Err(Error::operation_invalid(
+                    "cannot change persistent config of a transient network",
+                ));
+            }
+            update::apply(&mut net.def, command, section, parent_index, xml)
+        })
     }
 
     fn net_add(&self, mut net: Net, active: bool) -> Result<NetworkRef> {
@@ -834,7 +812,10 @@ impl TestState {
     pub fn net_start(&self, n: &NetworkRef) -> Result<()> {
         self.with_net(n, |net| {
             if net.active {
-                return Err(Error::operation_invalid("network is already active"));
+                return Err(Error::operation_invalid(format!(
+                    "Network '{}' is already running",
+                    net.name
+                )));
             }
             net.active = true;
             Ok(())
@@ -850,9 +831,8 @@ impl TestState {
             .ok_or_else(|| {
                 Error::no_network(format!("no network with matching uuid '{}'", n.uuid))
             })?;
-        if !inner.nets[i].active {
-            return Err(Error::operation_invalid("network is not active"));
-        }
+        // libvirt's test driver destroys an inactive network again
+        // without complaint.
         if inner.nets[i].persistent {
             inner.nets[i].active = false;
         } else {

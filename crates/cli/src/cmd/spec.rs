@@ -310,6 +310,99 @@ pub const COMMANDS: &[Cmd] = &[
         ],
     },
     Cmd {
+        name: "net-define",
+        help: "define (but don't start) a network from an XML file",
+        opts: &[
+            arg("file", "file containing an XML network description"),
+            flag("validate", "validate the XML against the schema"),
+        ],
+    },
+    Cmd {
+        name: "net-create",
+        help: "create a network from an XML file",
+        opts: &[
+            arg("file", "file containing an XML network description"),
+            flag("validate", "validate the XML against the schema"),
+        ],
+    },
+    Cmd {
+        name: "net-start",
+        help: "start a (previously defined) inactive network",
+        opts: &[arg("network", "network name or uuid")],
+    },
+    Cmd {
+        name: "net-destroy",
+        help: "destroy (stop) a network",
+        opts: &[arg("network", "network name or uuid")],
+    },
+    Cmd {
+        name: "net-undefine",
+        help: "undefine a persistent network",
+        opts: &[arg("network", "network name or uuid")],
+    },
+    Cmd {
+        name: "net-autostart",
+        help: "autostart a network",
+        opts: &[
+            arg("network", "network name or uuid"),
+            flag("disable", "disable autostarting"),
+        ],
+    },
+    Cmd {
+        name: "net-uuid",
+        help: "convert a network name to network UUID",
+        opts: &[arg("network", "network name")],
+    },
+    Cmd {
+        name: "net-name",
+        help: "convert a network UUID to network name",
+        opts: &[arg("network", "network uuid")],
+    },
+    Cmd {
+        name: "net-dhcp-leases",
+        help: "print lease info for a given network",
+        opts: &[
+            arg("network", "network name or uuid"),
+            value("mac", "MAC address"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "net-update",
+        help: "update parts of an existing network's configuration",
+        opts: &[
+            arg("network", "network name or uuid"),
+            arg(
+                "command",
+                "type of update (add-first, add-last (add), delete, or modify)",
+            ),
+            arg(
+                "section",
+                "which section of network configuration to update",
+            ),
+            arg(
+                "xml",
+                "name of file containing xml (or, if it starts with '<', the complete text of the xml element) to add/modify, or to be matched for search",
+            ),
+            value("parent-index", "which parent object to search through"),
+            flag("config", "affect next network startup"),
+            flag("live", "affect running network"),
+            flag("current", "affect current state of network"),
+        ],
+    },
+    Cmd {
+        name: "net-dnsmasq-conf",
+        help: "print the dnsmasq configuration of a network XML file (virtkit only)",
+        opts: &[
+            arg("file", "the network XML file"),
+            value(
+                "state-dir",
+                "directory of the hosts files (default /var/lib/libvirt/dnsmasq)",
+            ),
+            flag("hostsfile", "also print the DHCP hosts file"),
+        ],
+    },
+    Cmd {
         name: "iface-list",
         help: "list host interfaces",
         opts: &[
@@ -373,6 +466,10 @@ pub const COMMANDS: &[Cmd] = &[
         opts: &[
             arg("file", "the XML file"),
             value("kind", "domain (default) or network"),
+            flag(
+                "inactive",
+                "network: the persistent form (VIR_NETWORK_XML_INACTIVE)",
+            ),
             flag(
                 "as-defined",
                 "print the document exactly as written instead",

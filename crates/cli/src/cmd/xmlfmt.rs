@@ -2,7 +2,7 @@
 //! virtkit stores it, with a positioned error for invalid input.
 
 use virtkit::domain::{DomainDef, FormatOptions, GenericProfile};
-use virtkit::xml::{self, CanonicalWriter, ParseOptions};
+use virtkit::network::{FormatOptions as NetworkFormat, NetworkDef};
 
 use super::spec::Call;
 use super::{CmdResult, Ctx, Failure};
@@ -22,26 +22,15 @@ pub fn xml_format(ctx: &mut Ctx, call: &Call) -> CmdResult {
             ctx.print(&out);
         }
         "network" => {
-            let doc = xml::parse_with(
-                &bytes,
-                &ParseOptions {
-                    source: Some(file.to_string()),
-                    ..ParseOptions::default()
-                },
-            )?;
-            if call.flag("as-defined") {
-                ctx.print(&doc.to_string_as_defined());
+            let def = NetworkDef::parse_named(&bytes, file)?;
+            let out = if call.flag("as-defined") {
+                def.to_xml_as_defined()
             } else {
-                if doc.root.name() != "network" {
-                    return Err(Failure::msg(format!(
-                        "{file}: unexpected root element <{}>, expecting <network>",
-                        doc.root.name()
-                    )));
-                }
-                let mut w = CanonicalWriter::new();
-                w.element(&doc.root, 0);
-                ctx.print(&w.finish());
-            }
+                def.to_xml_canonical(&NetworkFormat {
+                    inactive: call.flag("inactive"),
+                })
+            };
+            ctx.print(&out);
         }
         other => {
             return Err(Failure::msg(format!(
