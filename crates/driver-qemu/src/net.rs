@@ -1,18 +1,173 @@
 //! Host network devices for guest interfaces.
 //!
-//! Taps are created owned by the file descriptors QEMU inherits, so they
-//! disappear when QEMU exits, whatever the reason; nothing needs deleting
-//! afterwards. Persistent taps (named in the status file) are removed here.
+//! Every `<interface type='bridge'|'ethernet'>` gets a tap from netdev,
+//! created with the host-side MAC (libvirt's 0xFE rule) and the bridge's MTU
+//! before it joins the bridge. The taps are owned by the file descriptors
+//! QEMU inherits, so they disappear when QEMU exits, whatever the reason;
+//! virtkit's own copies of the fds are closed once QEMU runs.
+//! `<interface type='user'>` needs no host device.
 
-/// Removes tap devices that outlive QEMU (persistent ones), by name.
-pub fn release_taps(taps: &[String]) {
-    for t in taps {
-        // Taps we create are not persistent; a name still present belongs to
-        // a persistent device from an older run and is deleted best-effort.
-        if std::path::Path::new("/sys/class/net").join(t).exists() {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "delete", t])
-                .status();
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use virtkit_core::xml::{Element, XPath};
+use virtkit_core::{Error, ErrorKind, MacAddr, Result};
+use virtkit_netdev::{Netdev, Tap, TapConfig};
+
+use crate::argv::NetFds;
+
+/// The host side of one guest interface while QEMU starts.
+#[derive(Debug)]
+pub(crate) struct PreparedNic {
+    /// The tap (owns virtkit's copies of its fds), if the interface has one.
+    pub tap: Option<Tap>,
+    /// vhost-net fds, one per queue.
+    pub vhost: Vec<OwnedFd>,
+}
+
+impl PreparedNic {
+    /// The fds for QEMU's command line.
+    pub fn fds(&self) -> NetFds {
+        NetFds {
+            tap: self
+                .tap
+                .as_ref()
+                .map(|t| t.fds().iter().map(AsRawFd::as_raw_fd).collect())
+                .unwrap_or_default(),
+            vhost: self.vhost.iter().map(AsRawFd::as_raw_fd).collect(),
+        }
+    }
+
+    /// Every fd QEMU must inherit.
+    pub fn keep_fds(&self) -> Vec<RawFd> {
+        let f = self.fds();
+        f.tap.into_iter().chain(f.vhost).collect()
+    }
+}
+
+fn attr(e: &Element, child: &str, name: &str) -> Option<String> {
+    e.child(child)
+        .and_then(|c| c.attr(name))
+        .map(|v| v.into_owned())
+}
+
+fn vhost_fds(queues: usize) -> Vec<OwnedFd> {
+    (0..queues)
+        .map_while(|_| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/vhost-net")
+                .ok()
+                .map(OwnedFd::from)
+        })
+        .collect()
+}
+
+/// Creates the host devices for every `<interface>` of `domain` (the
+/// normalised tree), in document order. On error nothing is left behind
+/// (the taps made so far are dropped, which removes them).
+pub(crate) async fn prepare(
+    nd: &Netdev,
+    domain: &Element,
+    accel_kvm: bool,
+) -> Result<Vec<PreparedNic>> {
+    let Some(devices) = domain.child("devices") else {
+        return Ok(Vec::new());
+    };
+    let dp = XPath::root("domain").named("devices");
+    let mut out = Vec::new();
+    for iface in devices.children_named("interface") {
+        let p = dp.child(devices, iface);
+        let ty = iface
+            .attr("type")
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        let bridge = match ty.as_str() {
+            "bridge" => Some(attr(iface, "source", "bridge").ok_or_else(|| {
+                Error::new(
+                    ErrorKind::XmlError,
+                    format!("<interface type='bridge'> needs <source bridge='NAME'/> ({p})"),
+                )
+            })?),
+            "ethernet" => None,
+            "user" => {
+                out.push(PreparedNic {
+                    tap: None,
+                    vhost: Vec::new(),
+                });
+                continue;
+            }
+            "network" => {
+                return Err(Error::new(
+                    ErrorKind::ConfigUnsupported,
+                    format!(
+                        "<interface type='network'> ({p}) needs the network driver, which this \
+                         connection does not have; use type='bridge' with the network's bridge"
+                    ),
+                ));
+            }
+            other => {
+                return Err(crate::argv::unsupported(
+                    p.attr("type"),
+                    format!("interface type '{other}'"),
+                ));
+            }
+        };
+        let mac: MacAddr = attr(iface, "mac", "address")
+            .ok_or_else(|| Error::internal(format!("interface without a MAC address ({p})")))?
+            .parse()?;
+        let virtio = attr(iface, "model", "type").is_none_or(|m| m == "virtio");
+        let queues: usize = attr(iface, "driver", "queues")
+            .and_then(|q| q.parse().ok())
+            .filter(|q| *q >= 1)
+            .unwrap_or(1);
+        let name = attr(iface, "target", "dev")
+            .filter(|d| !d.starts_with("vnet") && !d.contains('%'))
+            .unwrap_or_else(|| "vnet%d".into());
+        let mut cfg = TapConfig::new(name.as_str())
+            .guest_mac(mac)
+            .queues(queues)
+            .vnet_hdr(virtio);
+        if let Some(b) = &bridge {
+            cfg = cfg.bridge(b.as_str());
+        }
+        if let Some(mtu) = attr(iface, "mtu", "size").and_then(|m| m.parse().ok()) {
+            cfg = cfg.mtu(mtu);
+        }
+        let tap = Tap::create(nd, &cfg)
+            .await
+            .map_err(|e| Error::from(e).context(format!("cannot create the tap for {p}")))?;
+        let want_vhost =
+            virtio && accel_kvm && attr(iface, "driver", "name").as_deref() != Some("qemu");
+        let vhost = if want_vhost {
+            vhost_fds(queues)
+        } else {
+            Vec::new()
+        };
+        out.push(PreparedNic {
+            tap: Some(tap),
+            vhost,
+        });
+    }
+    Ok(out)
+}
+
+/// Names the host devices in the live definition (`<target dev='vnet0'/>`),
+/// as libvirt shows them while the guest runs.
+pub(crate) fn record_targets(domain: &mut Element, nics: &[PreparedNic]) {
+    let Some(devices) = domain.child_mut("devices") else {
+        return;
+    };
+    for (iface, nic) in devices
+        .elements_mut()
+        .filter(|e| e.name() == "interface")
+        .zip(nics)
+    {
+        if let Some(tap) = &nic.tap {
+            match iface.child_mut("target") {
+                Some(t) => t.set_attr("dev", tap.name()),
+                None => iface.push(Element::new("target").with_attr("dev", tap.name())),
+            }
         }
     }
 }

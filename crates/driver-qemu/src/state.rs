@@ -137,6 +137,8 @@ pub(crate) struct QemuState {
     pub events: EventBus,
     doms: Mutex<HashMap<Uuid, Arc<DomainObj>>>,
     next_id: Mutex<u32>,
+    /// The host network handle, opened when a guest first needs a tap.
+    netdev: tokio::sync::OnceCell<virtkit_netdev::Netdev>,
     /// Set when the instance goes away: supervisors end.
     closing: tokio::sync::watch::Sender<bool>,
     _lock: File,
@@ -210,6 +212,7 @@ impl QemuState {
             events: EventBus::default(),
             doms: Mutex::new(HashMap::new()),
             next_id: Mutex::new(1),
+            netdev: tokio::sync::OnceCell::new(),
             closing: tokio::sync::watch::channel(false).0,
             _lock: lock,
         });
@@ -748,11 +751,28 @@ impl QemuState {
         virtkit_core::ids::random_bytes(&mut key);
         write_private(&run_dir.join("master-key.aes"), &key).map_err(cleanup)?;
 
+        let nics = if domain
+            .child("devices")
+            .is_some_and(|d| d.child("interface").is_some())
+        {
+            let nd = self
+                .netdev
+                .get_or_try_init(|| async { virtkit_netdev::Netdev::new() })
+                .await
+                .map_err(|e| cleanup(Error::from(e)))?;
+            crate::net::prepare(nd, &domain, accel == Accel::Kvm)
+                .await
+                .map_err(cleanup)?
+        } else {
+            Vec::new()
+        };
         let mut ctx = argv_context(&caps, accel, &run_dir, &domain);
         ctx.monitor_fd = listener.as_raw_fd();
+        ctx.nets = nics.iter().map(crate::net::PreparedNic::fds).collect();
         let cmd = argv::build(&domain, &ctx).map_err(cleanup)?;
         let log = self.layout.domain_log(&dom.name);
-        let keep = [listener.as_raw_fd()];
+        let mut keep = vec![listener.as_raw_fd()];
+        keep.extend(nics.iter().flat_map(crate::net::PreparedNic::keep_fds));
         let process = QemuProcess::spawn(&Launch {
             binary: &cmd.binary,
             args: &cmd.args,
@@ -762,6 +782,10 @@ impl QemuState {
         })
         .map_err(cleanup)?;
         drop(listener);
+        let taps: Vec<String> = nics
+            .iter()
+            .filter_map(|n| n.tap.as_ref().map(|t| t.name().to_string()))
+            .collect();
         let _ = std::fs::write(run_dir.join("pid"), process.pid().to_string());
 
         let fail = |process: &QemuProcess, what: String| {
@@ -792,7 +816,7 @@ impl QemuState {
             process.wait().await;
             return Err(cleanup(err));
         }
-        let live_def = DomainDef::parse(&def.to_xml_canonical(
+        let mut live_def = DomainDef::parse(&def.to_xml_canonical(
             &QemuProfile,
             &FormatOptions {
                 id: Some(id),
@@ -800,13 +824,16 @@ impl QemuState {
                 secure: true,
             },
         ))?;
+        crate::net::record_targets(live_def.root_mut(), &nics);
+        // QEMU holds the taps now; virtkit's copies of the fds can go.
+        drop(nics);
         Ok(Arc::new(Live {
             id,
             process,
             qmp,
             run_dir,
             live_def,
-            taps: Vec::new(),
+            taps,
         }))
     }
 
@@ -1011,8 +1038,8 @@ impl QemuState {
         event_detail: i32,
     ) {
         let handle_before = dom.handle();
-        let _ = std::fs::remove_dir_all(run_dir);
-        crate::net::release_taps(taps);
+        // The guest's taps were held by QEMU's fds and went with it.
+        let _ = (std::fs::remove_dir_all(run_dir), taps);
         let remove = {
             let mut i = dom.lock();
             i.live = None;

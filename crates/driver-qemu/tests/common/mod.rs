@@ -31,15 +31,14 @@ impl TestEnv {
             Some(d) => PathBuf::from(d),
             None => workspace().join("target/test-guest"),
         };
-        if !guest.join("initrd.gz").is_file() {
-            let st = std::process::Command::new(workspace().join("scripts/build-test-guest"))
-                .arg(&guest)
-                .stdout(std::process::Stdio::null())
-                .status();
-            if !st.is_ok_and(|s| s.success()) {
-                eprintln!("SKIPPED: cannot build the test guest (scripts/build-test-guest)");
-                return None;
-            }
+        // Cheap when the guest is up to date (the script keeps a stamp).
+        let st = std::process::Command::new(workspace().join("scripts/build-test-guest"))
+            .arg(&guest)
+            .stdout(std::process::Stdio::null())
+            .status();
+        if !st.is_ok_and(|s| s.success()) {
+            eprintln!("SKIPPED: cannot build the test guest (scripts/build-test-guest)");
+            return None;
         }
         let root = std::env::temp_dir().join(format!("vk-qemu-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -201,4 +200,49 @@ pub async fn wait_state(dom: &Domain, want: DomainState, within: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Runs `body` on a dedicated thread inside a fresh network namespace (the
+/// kernel removes it, with every device in it, when the thread ends), with a
+/// current-thread runtime. Returns false, with the reason printed, when the
+/// namespace cannot be made.
+pub fn in_netns<F, Fut>(test: &str, body: F) -> bool
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let res = std::thread::spawn(move || -> Result<(), String> {
+        // SAFETY: unshare(2) takes only flags; it moves this thread alone.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(format!(
+                "cannot create a network namespace ({}); run as root",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(body());
+        Ok(())
+    })
+    .join();
+    match res {
+        Ok(Ok(())) => true,
+        Ok(Err(reason)) => {
+            eprintln!("SKIPPED: {test}: {reason}");
+            false
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Runs a command (inside the calling thread's namespaces), failing the test
+/// on error.
+pub fn sh(args: &[&str]) {
+    let st = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(st.success(), "{args:?} failed: {st}");
 }

@@ -1,0 +1,117 @@
+//! A guest on a bridge: its tap is created by netdev with the host MAC rule
+//! and the bridge's MTU, the guest gets a DHCP lease from a dnsmasq on the
+//! bridge and pings the gateway, and the tap is gone after destroy. All of it
+//! inside a network namespace the test creates.
+
+mod common;
+
+use std::time::Duration;
+
+use virtkit_core::{CreateFlags, MacAddr};
+use virtkit_netdev::{Bridge, Netdev};
+
+use common::*;
+
+#[test]
+fn bridged_guest_gets_a_lease_and_pings_the_gateway() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(env) = rt.block_on(TestEnv::new("bridge")) else {
+        return;
+    };
+    if which("dnsmasq").is_none() {
+        eprintln!("SKIPPED: no dnsmasq (scripts/install-test-deps net)");
+        return;
+    }
+    let env = std::sync::Arc::new(env);
+    let e2 = env.clone();
+    in_netns(
+        "bridged_guest_gets_a_lease_and_pings_the_gateway",
+        move || async move {
+            let env = e2;
+            let nd = Netdev::new().unwrap();
+            let br_mac: MacAddr = "52:54:00:10:20:30".parse().unwrap();
+            let br = Bridge::create(&nd, "vkbr0", br_mac, Some(1400))
+                .await
+                .unwrap();
+            br.up().await.unwrap();
+            sh(&["ip", "link", "set", "lo", "up"]);
+            sh(&["ip", "addr", "add", "10.99.0.1/24", "dev", "vkbr0"]);
+            let leases = env.root.join("leases");
+            let mut dnsmasq = std::process::Command::new(which("dnsmasq").unwrap())
+                .args([
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    "--interface=vkbr0",
+                    "--bind-interfaces",
+                    "--except-interface=lo",
+                    "--dhcp-range=10.99.0.10,10.99.0.50,255.255.255.0,1h",
+                    "--port=0",
+                ])
+                .arg(format!("--dhcp-leasefile={}", leases.display()))
+                .arg(format!(
+                    "--pid-file={}",
+                    env.root.join("dnsmasq.pid").display()
+                ))
+                .spawn()
+                .unwrap();
+
+            let conn = env.connect().await;
+            let guest_mac = "52:54:00:aa:00:01";
+            let nic = format!(
+                "<interface type='bridge'><mac address='{guest_mac}'/><source bridge='vkbr0'/><model type='virtio'/></interface>"
+            );
+            let mut dom = conn
+                .define_domain(&env.guest_xml("n1", &[&nic]))
+                .await
+                .unwrap();
+            dom.start(CreateFlags::empty()).await.unwrap();
+
+            // The tap: on the bridge, host MAC by the 0xFE rule, bridge's MTU.
+            let xml = dom.xml(Default::default()).await.unwrap();
+            let tap = xml
+                .split("<target dev='")
+                .nth(1)
+                .and_then(|s| s.split('\'').next())
+                .expect("live XML names the tap")
+                .to_string();
+            assert!(tap.starts_with("vnet"), "{tap}");
+            assert_eq!(nd.master(&tap).await.unwrap().as_deref(), Some("vkbr0"));
+            assert_eq!(nd.mac(&tap).await.unwrap().to_string(), "fe:54:00:aa:00:01");
+            assert_eq!(nd.mtu(&tap).await.unwrap(), 1400);
+            assert_eq!(
+                nd.mac("vkbr0").await.unwrap(),
+                br_mac,
+                "the bridge keeps its MAC"
+            );
+
+            env.wait_serial("n1", "VIRTKIT-DHCP-OK 10.99.0.", 1).await;
+            env.wait_serial("n1", "VIRTKIT-PING-OK", 1).await;
+            let lease = std::fs::read_to_string(&leases).unwrap_or_default();
+            assert!(lease.contains(guest_mac), "dnsmasq lease file: {lease}");
+
+            dom.destroy().await.unwrap();
+            // The tap went with QEMU.
+            let start = std::time::Instant::now();
+            while nd.exists(&tap).await.unwrap() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "tap {tap} left behind"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = dnsmasq.kill();
+            let _ = dnsmasq.wait();
+            env.assert_clean();
+        },
+    );
+}
+
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
