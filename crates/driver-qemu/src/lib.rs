@@ -87,9 +87,20 @@ impl Driver for QemuDriver {
             }
         }
         let state = instance(layout).await?;
+        let read_only = flags.contains(OpenFlags::READ_ONLY);
+        let networks = match &state.networks {
+            Some(_) => virtkit_network::NetworkConnection::open_layout(
+                state.layout.network.clone(),
+                read_only,
+            )
+            .await
+            .ok(),
+            None => None,
+        };
         Ok(Arc::new(QemuConnection {
             state,
-            read_only: flags.contains(OpenFlags::READ_ONLY),
+            networks,
+            read_only,
         }))
     }
 }
@@ -98,6 +109,8 @@ impl Driver for QemuDriver {
 #[derive(Debug)]
 pub struct QemuConnection {
     state: Arc<QemuState>,
+    /// The networks guests of this instance plug into.
+    networks: Option<virtkit_network::NetworkConnection>,
     read_only: bool,
 }
 
@@ -188,6 +201,13 @@ impl Connection for QemuConnection {
 
     fn domains(&self) -> Result<&dyn DomainOps> {
         Ok(self)
+    }
+
+    fn networks(&self) -> Result<&dyn virtkit_core::NetworkOps> {
+        match &self.networks {
+            Some(n) => Ok(n),
+            None => Err(Error::unsupported("qemu", "networks")),
+        }
     }
 
     fn events(&self) -> Result<&dyn EventOps> {

@@ -1,6 +1,8 @@
 //! Host network devices for guest interfaces.
 //!
-//! Every `<interface type='bridge'|'ethernet'>` gets a tap from netdev,
+//! Every `<interface type='network'|'bridge'|'ethernet'>` gets a tap from
+//! netdev (on the bridge of the network port the network driver allocates,
+//! for `type='network'`),
 //! created with the host-side MAC (libvirt's 0xFE rule) and the bridge's MTU
 //! before it joins the bridge. The taps are owned by the file descriptors
 //! QEMU inherits, so they disappear when QEMU exits, whatever the reason;
@@ -12,6 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use virtkit_core::xml::{Element, XPath};
 use virtkit_core::{Error, ErrorKind, MacAddr, Result};
 use virtkit_netdev::{Netdev, Tap, TapConfig};
+use virtkit_network::{NetworkPort, PortRequest, Service};
 
 use crate::argv::NetFds;
 
@@ -22,6 +25,8 @@ pub(crate) struct PreparedNic {
     pub tap: Option<Tap>,
     /// vhost-net fds, one per queue.
     pub vhost: Vec<OwnedFd>,
+    /// The port on a virtual network (`type='network'`).
+    pub port: Option<NetworkPort>,
 }
 
 impl PreparedNic {
@@ -64,24 +69,53 @@ fn vhost_fds(queues: usize) -> Vec<OwnedFd> {
 }
 
 /// Creates the host devices for every `<interface>` of `domain` (the
-/// normalised tree), in document order. On error nothing is left behind
-/// (the taps made so far are dropped, which removes them).
+/// normalised tree), in document order. On error nothing is left behind:
+/// the taps made so far are dropped (which removes them) and the network
+/// ports released.
 pub(crate) async fn prepare(
     nd: &Netdev,
+    networks: Option<&Service>,
     domain: &Element,
     accel_kvm: bool,
 ) -> Result<Vec<PreparedNic>> {
+    let mut out = Vec::new();
+    match prepare_into(nd, networks, domain, accel_kvm, &mut out).await {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            if let Some(svc) = networks {
+                release_ports(svc, &out);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Gives the guest's network ports back.
+pub(crate) fn release_ports(svc: &Service, nics: &[PreparedNic]) {
+    for p in nics.iter().filter_map(|n| n.port.as_ref()) {
+        svc.release_port(p);
+    }
+}
+
+async fn prepare_into(
+    nd: &Netdev,
+    networks: Option<&Service>,
+    domain: &Element,
+    accel_kvm: bool,
+    out: &mut Vec<PreparedNic>,
+) -> Result<()> {
     let Some(devices) = domain.child("devices") else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let dp = XPath::root("domain").named("devices");
-    let mut out = Vec::new();
     for iface in devices.children_named("interface") {
         let p = dp.child(devices, iface);
         let ty = iface
             .attr("type")
             .map(|t| t.into_owned())
             .unwrap_or_default();
+        let mut port = None;
+        let mut port_mtu = None;
         let bridge = match ty.as_str() {
             "bridge" => Some(attr(iface, "source", "bridge").ok_or_else(|| {
                 Error::new(
@@ -94,17 +128,26 @@ pub(crate) async fn prepare(
                 out.push(PreparedNic {
                     tap: None,
                     vhost: Vec::new(),
+                    port: None,
                 });
                 continue;
             }
             "network" => {
-                return Err(Error::new(
-                    ErrorKind::ConfigUnsupported,
-                    format!(
-                        "<interface type='network'> ({p}) needs the network driver, which this \
-                         connection does not have; use type='bridge' with the network's bridge"
-                    ),
-                ));
+                let svc = networks.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::ConfigUnsupported,
+                        format!(
+                            "<interface type='network'> ({p}) needs the network driver, which is \
+                             not available to this connection; use type='bridge'"
+                        ),
+                    )
+                })?;
+                let req = PortRequest::from_interface(iface).map_err(Error::from)?;
+                let got = svc.allocate_port(&req).await.map_err(Error::from)?;
+                let bridge = got.bridge.clone();
+                port_mtu = got.mtu;
+                port = Some(got);
+                Some(bridge)
             }
             other => {
                 return Err(crate::argv::unsupported(
@@ -131,12 +174,21 @@ pub(crate) async fn prepare(
         if let Some(b) = &bridge {
             cfg = cfg.bridge(b.as_str());
         }
-        if let Some(mtu) = attr(iface, "mtu", "size").and_then(|m| m.parse().ok()) {
+        if let Some(mtu) = attr(iface, "mtu", "size")
+            .and_then(|m| m.parse().ok())
+            .or(port_mtu)
+        {
             cfg = cfg.mtu(mtu);
         }
-        let tap = Tap::create(nd, &cfg)
-            .await
-            .map_err(|e| Error::from(e).context(format!("cannot create the tap for {p}")))?;
+        let tap = match Tap::create(nd, &cfg).await {
+            Ok(t) => t,
+            Err(e) => {
+                if let (Some(svc), Some(p)) = (networks, &port) {
+                    svc.release_port(p);
+                }
+                return Err(Error::from(e).context(format!("cannot create the tap for {p}")));
+            }
+        };
         let want_vhost =
             virtio && accel_kvm && attr(iface, "driver", "name").as_deref() != Some("qemu");
         let vhost = if want_vhost {
@@ -147,9 +199,10 @@ pub(crate) async fn prepare(
         out.push(PreparedNic {
             tap: Some(tap),
             vhost,
+            port,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Names the host devices in the live definition (`<target dev='vnet0'/>`),

@@ -5,6 +5,9 @@
 //! | `qemu:///system` | `/etc/virtkit/qemu` | `/var/lib/virtkit/qemu` | `/run/virtkit/qemu` | `/var/log/virtkit/qemu` |
 //! | `qemu:///session` | `$XDG_CONFIG_HOME/virtkit/qemu` | `$XDG_DATA_HOME/virtkit/qemu` | `$XDG_RUNTIME_DIR/virtkit/qemu` | `$XDG_CACHE_HOME/virtkit/qemu/log` |
 //! | `qemu:///embed?root=DIR` | `DIR/etc/qemu` | `DIR/lib/qemu` | `DIR/run/qemu` | `DIR/log/qemu` |
+//!
+//! Guests use the networks of the network driver instance of the same kind
+//! (`network:///system`, `network:///session`, `network:///embed?root=DIR`).
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +28,9 @@ pub struct Layout {
     pub uri: String,
     /// Whether this is the privileged `system` instance.
     pub privileged: bool,
+    /// The network driver instance whose networks guests of this instance
+    /// use (the same URI kind and root).
+    pub network: virtkit_network::Layout,
 }
 
 fn env_dir(var: &str, home_rel: &str) -> Result<PathBuf> {
@@ -39,6 +45,10 @@ fn env_dir(var: &str, home_rel: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(home_rel))
 }
 
+fn net_layout(uri: &str) -> Result<virtkit_network::Layout> {
+    virtkit_network::Layout::for_uri(&Uri::parse(uri)?)
+}
+
 impl Layout {
     /// The layout a `qemu://` URI names.
     pub fn for_uri(uri: &Uri) -> Result<Layout> {
@@ -50,6 +60,7 @@ impl Layout {
                 log: "/var/log/virtkit/qemu".into(),
                 uri: "qemu:///system".into(),
                 privileged: true,
+                network: net_layout("network:///system")?,
             }),
             "/session" => {
                 let runtime = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
@@ -63,6 +74,7 @@ impl Layout {
                     log: env_dir("XDG_CACHE_HOME", ".cache")?.join("virtkit/qemu/log"),
                     uri: "qemu:///session".into(),
                     privileged: false,
+                    network: net_layout("network:///session")?,
                 })
             }
             "/embed" => {
@@ -85,6 +97,7 @@ impl Layout {
                     log: root.join("log/qemu"),
                     uri: uri.to_string(),
                     privileged: false,
+                    network: virtkit_network::Layout::under(root),
                 })
             }
             other => Err(Error::invalid_arg(format!(

@@ -59,6 +59,8 @@ pub(crate) struct Live {
     pub run_dir: PathBuf,
     pub live_def: DomainDef,
     pub taps: Vec<String>,
+    /// Ports on virtual networks, given back when the guest stops.
+    pub ports: Vec<virtkit_network::NetworkPort>,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,9 @@ pub(crate) struct QemuState {
     pub events: EventBus,
     doms: Mutex<HashMap<Uuid, Arc<DomainObj>>>,
     next_id: Mutex<u32>,
+    /// The network driver instance guests plug into (`None` when it could
+    /// not be opened; `type='network'` interfaces then fail clearly).
+    pub networks: Option<Arc<virtkit_network::Service>>,
     /// The host network handle, opened when a guest first needs a tap.
     netdev: tokio::sync::OnceCell<virtkit_netdev::Netdev>,
     /// Set when the instance goes away: supervisors end.
@@ -206,7 +211,15 @@ impl QemuState {
     pub async fn open(layout: Layout) -> Result<Arc<QemuState>> {
         layout.create()?;
         let lock = take_lock(&layout)?;
+        let networks = match virtkit_network::Service::open(layout.network.clone()).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "the network driver is not available to this QEMU instance");
+                None
+            }
+        };
         let state = Arc::new(QemuState {
+            networks,
             caps: CapsCache::new(layout.state.join("caps")),
             layout,
             events: EventBus::default(),
@@ -298,6 +311,7 @@ impl QemuState {
                             run_dir,
                             live_def,
                             taps: status.taps.clone(),
+                            ports: Vec::new(),
                         });
                         {
                             let mut i = dom.lock();
@@ -760,16 +774,22 @@ impl QemuState {
                 .get_or_try_init(|| async { virtkit_netdev::Netdev::new() })
                 .await
                 .map_err(|e| cleanup(Error::from(e)))?;
-            crate::net::prepare(nd, &domain, accel == Accel::Kvm)
+            crate::net::prepare(nd, self.networks.as_deref(), &domain, accel == Accel::Kvm)
                 .await
                 .map_err(cleanup)?
         } else {
             Vec::new()
         };
+        let release = |e: Error| {
+            if let Some(svc) = &self.networks {
+                crate::net::release_ports(svc, &nics);
+            }
+            cleanup(e)
+        };
         let mut ctx = argv_context(&caps, accel, &run_dir, &domain);
         ctx.monitor_fd = listener.as_raw_fd();
         ctx.nets = nics.iter().map(crate::net::PreparedNic::fds).collect();
-        let cmd = argv::build(&domain, &ctx).map_err(cleanup)?;
+        let cmd = argv::build(&domain, &ctx).map_err(release)?;
         let log = self.layout.domain_log(&dom.name);
         let mut keep = vec![listener.as_raw_fd()];
         keep.extend(nics.iter().flat_map(crate::net::PreparedNic::keep_fds));
@@ -780,7 +800,7 @@ impl QemuState {
             log: &log,
             keep_fds: &keep,
         })
-        .map_err(cleanup)?;
+        .map_err(release)?;
         drop(listener);
         let taps: Vec<String> = nics
             .iter()
@@ -806,7 +826,7 @@ impl QemuState {
             Err(e) => {
                 let err = fail(&process, e.to_string());
                 process.wait().await;
-                return Err(cleanup(err));
+                return Err(release(err));
             }
         };
         if !flags.contains(CreateFlags::PAUSED)
@@ -814,7 +834,7 @@ impl QemuState {
         {
             let err = fail(&process, e.to_string());
             process.wait().await;
-            return Err(cleanup(err));
+            return Err(release(err));
         }
         let mut live_def = DomainDef::parse(&def.to_xml_canonical(
             &QemuProfile,
@@ -826,6 +846,7 @@ impl QemuState {
         ))?;
         crate::net::record_targets(live_def.root_mut(), &nics);
         // QEMU holds the taps now; virtkit's copies of the fds can go.
+        let ports = nics.iter().filter_map(|n| n.port.clone()).collect();
         drop(nics);
         Ok(Arc::new(Live {
             id,
@@ -834,6 +855,7 @@ impl QemuState {
             run_dir,
             live_def,
             taps,
+            ports,
         }))
     }
 
@@ -1024,6 +1046,11 @@ impl QemuState {
             let i = dom.lock();
             if !i.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
                 return; // already finished
+            }
+        }
+        if let Some(svc) = &self.networks {
+            for p in &live.ports {
+                svc.release_port(p);
             }
         }
         self.finish_stop(dom, &live.run_dir, &live.taps, reason, event_detail);

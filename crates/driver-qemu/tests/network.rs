@@ -115,3 +115,85 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
         .map(|d| std::path::Path::new(d).join(name))
         .find(|p| p.is_file())
 }
+
+#[test]
+fn guest_on_a_virtkit_nat_network_gets_a_lease_and_pings_the_gateway() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(env) = rt.block_on(TestEnv::new("natnet")) else {
+        return;
+    };
+    if which("dnsmasq").is_none() || which("nft").is_none() {
+        eprintln!("SKIPPED: no dnsmasq or nft (scripts/install-test-deps net)");
+        return;
+    }
+    let env = std::sync::Arc::new(env);
+    let e2 = env.clone();
+    in_netns("guest_on_a_virtkit_nat_network", move || async move {
+        let env = e2;
+        sh(&["ip", "link", "set", "lo", "up"]);
+        let conn = env.connect().await;
+        let nets = conn.networks().unwrap();
+        let net = nets
+            .define_xml(
+                "<network><name>nat1</name><forward mode='nat'/>\
+                 <ip address='10.98.0.1' netmask='255.255.255.0'>\
+                 <dhcp><range start='10.98.0.10' end='10.98.0.50'/></dhcp></ip></network>",
+            )
+            .await
+            .unwrap();
+        nets.start(&net).await.unwrap();
+        let bridge = nets
+            .info(&net)
+            .await
+            .unwrap()
+            .bridge
+            .expect("a bridge name was allocated");
+
+        let guest_mac = "52:54:00:bb:00:02";
+        let nic = format!(
+            "<interface type='network'><mac address='{guest_mac}'/><source network='nat1'/><model type='virtio'/></interface>"
+        );
+        let mut dom = conn
+            .define_domain(&env.guest_xml("nat-guest", &[&nic]))
+            .await
+            .unwrap();
+        dom.start(CreateFlags::empty()).await.unwrap();
+        let nd = Netdev::new().unwrap();
+        let ports = nd.bridge_ports(&bridge).await.unwrap();
+        assert_eq!(ports.len(), 1, "the guest's tap is on {bridge}: {ports:?}");
+
+        env.wait_serial("nat-guest", "VIRTKIT-DHCP-OK 10.98.0.", 1)
+            .await;
+        env.wait_serial("nat-guest", "VIRTKIT-PING-OK", 1).await;
+        let leases = nets.dhcp_leases(&net, None).await.unwrap();
+        assert!(
+            leases.iter().any(|l| l.mac.eq_ignore_ascii_case(guest_mac)),
+            "net-dhcp-leases shows the guest: {leases:?}"
+        );
+
+        // A second guest with the same MAC on the same network is refused
+        // before anything is created.
+        let dup = conn
+            .create_domain(
+                &env.guest_xml("dup", &[&nic]).replace(
+                    "<name>dup</name>",
+                    "<name>dup</name><uuid>11111111-0000-0000-0000-000000000001</uuid>",
+                ),
+                CreateFlags::empty(),
+            )
+            .await
+            .unwrap_err();
+        assert!(dup.to_string().contains("already plugged"), "{dup}");
+
+        dom.destroy().await.unwrap();
+        nets.destroy(&net).await.unwrap();
+        assert!(
+            !nd.exists(&bridge).await.unwrap(),
+            "bridge {bridge} removed"
+        );
+        env.assert_clean();
+    });
+}
