@@ -75,6 +75,22 @@ pub trait Connection: Send + Sync + Debug {
         Err(Error::unsupported(self.driver(), "connect.capabilities"))
     }
 
+    /// What a guest can have with one emulator, machine and virt type
+    /// (`virConnectGetDomainCapabilities`); `None`s pick the defaults.
+    async fn domain_capabilities(
+        &self,
+        emulator: Option<&str>,
+        arch: Option<&str>,
+        machine: Option<&str>,
+        virttype: Option<&str>,
+    ) -> Result<String> {
+        let _ = (emulator, arch, machine, virttype);
+        Err(Error::unsupported(
+            self.driver(),
+            "connect.domain-capabilities",
+        ))
+    }
+
     /// Host security model.
     async fn security_model(&self) -> Result<SecurityModel> {
         Ok(SecurityModel::default())
@@ -241,6 +257,34 @@ pub trait DomainOps: Send + Sync {
     async fn security_label(&self, dom: &DomainRef) -> Result<SecurityLabel> {
         let _ = dom;
         unsupported_default!(self, "domain.security-label")
+    }
+    /// Statistics of the requested groups (`virConnectGetAllDomainStats`
+    /// for one domain): `state.state`, `cpu.time`, `block.0.rd.bytes`...
+    async fn stats(&self, dom: &DomainRef, groups: StatsGroups) -> Result<TypedParams> {
+        let _ = (dom, groups);
+        unsupported_default!(self, "domain.stats")
+    }
+    /// I/O statistics of one disk, named by target (`vda`) or source path.
+    async fn block_stats(&self, dom: &DomainRef, disk: &str) -> Result<BlockStats> {
+        let _ = (dom, disk);
+        unsupported_default!(self, "domain.block-stats")
+    }
+    /// Traffic of one interface, named by host device (`vnet0`) or MAC.
+    async fn interface_stats(&self, dom: &DomainRef, iface: &str) -> Result<InterfaceStats> {
+        let _ = (dom, iface);
+        unsupported_default!(self, "domain.interface-stats")
+    }
+    /// The guest's console: the host device or socket to talk to it
+    /// (`dev`: a `<serial>`/`<console>` alias such as `serial0`; `None`:
+    /// the first console).
+    async fn console_path(&self, dom: &DomainRef, dev: Option<&str>) -> Result<std::path::PathBuf> {
+        let _ = (dom, dev);
+        unsupported_default!(self, "domain.console")
+    }
+    /// A screenshot of display `screen`: the image bytes and their MIME type.
+    async fn screenshot(&self, dom: &DomainRef, screen: u32) -> Result<(Vec<u8>, String)> {
+        let _ = (dom, screen);
+        unsupported_default!(self, "domain.screenshot")
     }
 }
 

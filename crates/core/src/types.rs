@@ -584,6 +584,98 @@ pub struct SecurityModel {
     pub doi: String,
 }
 
+/// One typed value (libvirt's `virTypedParameter`), as domain statistics
+/// and tunables carry them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum TypedValue {
+    /// Signed 32-bit.
+    Int(i32),
+    /// Unsigned 32-bit.
+    UInt(u32),
+    /// Signed 64-bit.
+    LLong(i64),
+    /// Unsigned 64-bit.
+    ULLong(u64),
+    /// Floating point.
+    Double(f64),
+    /// Boolean.
+    Bool(bool),
+    /// Text.
+    String(String),
+}
+
+impl std::fmt::Display for TypedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypedValue::Int(v) => write!(f, "{v}"),
+            TypedValue::UInt(v) => write!(f, "{v}"),
+            TypedValue::LLong(v) => write!(f, "{v}"),
+            TypedValue::ULLong(v) => write!(f, "{v}"),
+            TypedValue::Double(v) => write!(f, "{v:.6}"),
+            TypedValue::Bool(v) => write!(f, "{}", if *v { "yes" } else { "no" }),
+            TypedValue::String(v) => f.write_str(v),
+        }
+    }
+}
+
+/// Named typed values (`virTypedParameterPtr` arrays), in order.
+pub type TypedParams = Vec<(String, TypedValue)>;
+
+flags! {
+    /// `virDomainStatsTypes`: which groups `domstats` reports.
+    StatsGroups {
+        /// `state.*`.
+        STATE = 1;
+        /// `cpu.*`.
+        CPU_TOTAL = 2;
+        /// `balloon.*`.
+        BALLOON = 4;
+        /// `vcpu.*`.
+        VCPU = 8;
+        /// `net.*`.
+        INTERFACE = 16;
+        /// `block.*`.
+        BLOCK = 32;
+    }
+}
+
+/// `virDomainBlockStatsStruct`: I/O of one disk; -1 where unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct BlockStats {
+    /// Read requests.
+    pub rd_req: i64,
+    /// Bytes read.
+    pub rd_bytes: i64,
+    /// Write requests.
+    pub wr_req: i64,
+    /// Bytes written.
+    pub wr_bytes: i64,
+    /// Errors.
+    pub errs: i64,
+}
+
+/// `virDomainInterfaceStatsStruct`, from the guest's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct InterfaceStats {
+    /// Bytes received.
+    pub rx_bytes: i64,
+    /// Packets received.
+    pub rx_packets: i64,
+    /// Receive errors.
+    pub rx_errs: i64,
+    /// Received packets dropped.
+    pub rx_drop: i64,
+    /// Bytes sent.
+    pub tx_bytes: i64,
+    /// Packets sent.
+    pub tx_packets: i64,
+    /// Send errors.
+    pub tx_errs: i64,
+    /// Sent packets dropped.
+    pub tx_drop: i64,
+}
+
 /// A domain's security label (`virSecurityLabel`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct SecurityLabel {

@@ -17,6 +17,7 @@
 
 pub mod argv;
 pub mod caps;
+mod monitor;
 mod net;
 pub mod paths;
 pub mod process;
@@ -29,10 +30,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use virtkit_core::domain::DomainDef;
 use virtkit_core::{
-    Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps, DomainRef,
-    DomainState, Driver, Error, EventFilter, EventOps, EventStream, ListFlags, NodeInfo, OpenFlags,
-    RebootFlags, Result, SecurityLabel, SecurityModel, ShutdownFlags, UndefineFlags, Uri, Uuid,
-    XmlFlags, async_trait,
+    BlockStats, Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps,
+    DomainRef, DomainState, Driver, Error, EventFilter, EventOps, EventStream, InterfaceStats,
+    ListFlags, NodeInfo, OpenFlags, RebootFlags, Result, SecurityLabel, SecurityModel,
+    ShutdownFlags, StatsGroups, TypedParams, UndefineFlags, Uri, Uuid, XmlFlags, async_trait,
 };
 
 use crate::paths::Layout;
@@ -127,32 +128,6 @@ impl QemuConnection {
         let bin = caps::default_emulator(arch)?;
         self.state.caps.get(&bin).await
     }
-
-    /// The domain capabilities document (`virsh domcapabilities`).
-    pub async fn domain_capabilities(
-        &self,
-        emulator: Option<&str>,
-        arch: Option<&str>,
-        machine: Option<&str>,
-        virttype: Option<&str>,
-    ) -> Result<String> {
-        let arch = arch.unwrap_or(std::env::consts::ARCH);
-        let bin = match emulator {
-            Some(e) => std::path::PathBuf::from(e),
-            None => caps::default_emulator(arch)?,
-        };
-        let c = self.state.caps.get(&bin).await?;
-        let virttype = virttype.unwrap_or(if c.kvm { "kvm" } else { "qemu" });
-        let accel = if virttype == "kvm" { "kvm" } else { "tcg" };
-        let machine = match machine {
-            Some(m) => m.to_string(),
-            None => c
-                .default_machine(accel)
-                .map(|m| m.name.clone())
-                .unwrap_or_default(),
-        };
-        Ok(caps::xml::domain_capabilities(&c, virttype, &machine))
-    }
 }
 
 #[async_trait]
@@ -197,6 +172,32 @@ impl Connection for QemuConnection {
             model: "none".into(),
             doi: "0".into(),
         })
+    }
+
+    /// The domain capabilities document (`virsh domcapabilities`).
+    async fn domain_capabilities(
+        &self,
+        emulator: Option<&str>,
+        arch: Option<&str>,
+        machine: Option<&str>,
+        virttype: Option<&str>,
+    ) -> Result<String> {
+        let arch = arch.unwrap_or(std::env::consts::ARCH);
+        let bin = match emulator {
+            Some(e) => std::path::PathBuf::from(e),
+            None => caps::default_emulator(arch)?,
+        };
+        let c = self.state.caps.get(&bin).await?;
+        let virttype = virttype.unwrap_or(if c.kvm { "kvm" } else { "qemu" });
+        let accel = if virttype == "kvm" { "kvm" } else { "tcg" };
+        let machine = match machine {
+            Some(m) => m.to_string(),
+            None => c
+                .default_machine(accel)
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+        };
+        Ok(caps::xml::domain_capabilities(&c, virttype, &machine))
     }
 
     fn domains(&self) -> Result<&dyn DomainOps> {
@@ -344,6 +345,27 @@ impl DomainOps for QemuConnection {
     async fn security_label(&self, dom: &DomainRef) -> Result<SecurityLabel> {
         self.state.get(dom)?;
         Ok(SecurityLabel::default())
+    }
+
+    async fn stats(&self, dom: &DomainRef, groups: StatsGroups) -> Result<TypedParams> {
+        self.state.stats(dom, groups).await
+    }
+
+    async fn block_stats(&self, dom: &DomainRef, disk: &str) -> Result<BlockStats> {
+        monitor::block_stats(&*self.state.running(dom)?, disk).await
+    }
+
+    async fn interface_stats(&self, dom: &DomainRef, iface: &str) -> Result<InterfaceStats> {
+        monitor::interface_stats(&*self.state.running(dom)?, iface)
+    }
+
+    async fn console_path(&self, dom: &DomainRef, dev: Option<&str>) -> Result<std::path::PathBuf> {
+        self.writable("virDomainOpenConsole")?;
+        monitor::console_path(&*self.state.running(dom)?, dev).await
+    }
+
+    async fn screenshot(&self, dom: &DomainRef, screen: u32) -> Result<(Vec<u8>, String)> {
+        monitor::screenshot(&*self.state.running(dom)?, screen).await
     }
 }
 

@@ -19,7 +19,7 @@ use virtkit_core::event::detail;
 use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
 use virtkit_core::{
     CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus, LifecycleEvent,
-    LifecycleKind, ListFlags, Result, Uuid, XmlFlags, files,
+    LifecycleKind, ListFlags, Result, StatsGroups, TypedParams, TypedValue, Uuid, XmlFlags, files,
 };
 
 use crate::argv::{self, Accel};
@@ -455,7 +455,10 @@ impl QemuState {
                 i.live.clone(),
             )
         };
-        let cpu_time_ns = live.map_or(0, |l| process_cpu_time_ns(l.process.pid()));
+        let cpu_time_ns = live.map_or(0, |l| {
+            let (u, s) = crate::monitor::task_cpu_ns(&format!("/proc/{}/stat", l.process.pid()));
+            u + s
+        });
         Ok(DomainInfo {
             state,
             max_mem_kib: max,
@@ -1173,6 +1176,35 @@ impl QemuState {
         Ok(())
     }
 
+    /// The running instance of a domain, or libvirt's "not running" error.
+    pub fn running(&self, d: &DomainRef) -> Result<Arc<Live>> {
+        let dom = self.get(d)?;
+        self.live_of(&dom)
+    }
+
+    /// `domstats` for one domain: state always, the other groups while it runs.
+    pub async fn stats(&self, d: &DomainRef, groups: StatsGroups) -> Result<TypedParams> {
+        let dom = self.get(d)?;
+        let (state, reason, live) = {
+            let i = dom.lock();
+            (i.state, i.reason, i.live.clone())
+        };
+        let mut out = TypedParams::new();
+        if groups.contains(StatsGroups::STATE) || groups.bits() == 0 {
+            out.push(("state.state".into(), TypedValue::Int(state.code())));
+            out.push(("state.reason".into(), TypedValue::Int(reason)));
+        }
+        if let Some(live) = live {
+            let groups = if groups.bits() == 0 {
+                StatsGroups(u32::MAX)
+            } else {
+                groups
+            };
+            crate::monitor::stats(&live, groups, &mut out).await?;
+        }
+        Ok(out)
+    }
+
     pub async fn resume(&self, d: &DomainRef) -> Result<()> {
         let dom = self.get(d)?;
         let _job = dom.job().await?;
@@ -1303,25 +1335,4 @@ fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(3)..].join("; ")
-}
-
-/// CPU time (user + system) of a process in nanoseconds.
-fn process_cpu_time_ns(pid: i32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some(close) = stat.rfind(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat (11 and 12 after ')').
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    (ticks(11) + ticks(12)) * 1_000_000_000 / hz
 }

@@ -141,3 +141,64 @@ async fn a_new_instance_reattaches_and_sees_crashes() {
     assert_eq!(r1.state().await.unwrap(), (DomainState::Shutoff, 3));
     env.assert_clean();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_console_and_screenshot() {
+    let Some(env) = TestEnv::new("monitor").await else {
+        return;
+    };
+    let disk = env.root.join("disk.img");
+    std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
+    let conn = env.connect().await;
+    let extra = [
+        format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+            disk.display()
+        ),
+        "<serial type='pty'><target port='1'/></serial>".to_string(),
+        "<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>".to_string(),
+    ];
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut dom = conn
+        .define_domain(&env.guest_xml("m1", &extra))
+        .await
+        .unwrap();
+    dom.start(CreateFlags::empty()).await.unwrap();
+    env.wait_serial("m1", "VIRTKIT-GUEST-READY", 1).await;
+    let ops = conn.domains().unwrap();
+    let h = dom.handle();
+
+    let stats = ops
+        .stats(h, virtkit_core::StatsGroups::empty())
+        .await
+        .unwrap();
+    let get = |k: &str| {
+        stats
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.to_string())
+    };
+    assert_eq!(get("state.state").as_deref(), Some("1"));
+    assert!(get("cpu.time").unwrap().parse::<u64>().unwrap() > 0);
+    assert_eq!(get("vcpu.current").as_deref(), Some("1"));
+    assert_eq!(get("block.count").as_deref(), Some("1"));
+    assert_eq!(get("block.0.name").as_deref(), Some("vdb"));
+
+    let bs = ops.block_stats(h, "vdb").await.unwrap();
+    assert!(bs.rd_req > 0, "the guest kernel probed the disk: {bs:?}");
+    assert!(ops.block_stats(h, "vdz").await.is_err());
+
+    let pty = ops.console_path(h, Some("serial1")).await.unwrap();
+    assert!(pty.starts_with("/dev/pts/"), "{}", pty.display());
+    let e = ops.console_path(h, None).await.unwrap_err();
+    assert!(
+        e.to_string().contains("not interactive"),
+        "serial0 is a file: {e}"
+    );
+
+    let (img, mime) = ops.screenshot(h, 0).await.unwrap();
+    assert_eq!(mime, "image/x-portable-pixmap");
+    assert!(img.starts_with(b"P6"), "a PPM image");
+    dom.destroy().await.unwrap();
+    env.assert_clean();
+}

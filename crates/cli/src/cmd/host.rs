@@ -33,6 +33,21 @@ pub async fn capabilities(ctx: &mut Ctx) -> CmdResult {
     Ok(())
 }
 
+pub async fn domcapabilities(ctx: &mut Ctx, call: &Call) -> CmdResult {
+    let caps = ctx
+        .conn()
+        .await?
+        .domain_capabilities(
+            call.value("emulatorbin"),
+            call.value("arch"),
+            call.value("machine"),
+            call.value("virttype"),
+        )
+        .await?;
+    ctx.print(&caps);
+    Ok(())
+}
+
 pub async fn uri(ctx: &mut Ctx) -> CmdResult {
     let uri = ctx.conn().await?.uri();
     ctx.println(&uri);

@@ -5,6 +5,7 @@ mod domain;
 mod event;
 mod host;
 mod iface;
+mod monitor;
 mod network;
 pub mod spec;
 mod storage;
@@ -240,6 +241,14 @@ pub async fn run(ctx: &mut Ctx, call: &Call) -> CmdResult {
         "event" => event::event(ctx, call).await,
         "nodeinfo" => host::nodeinfo(ctx, call).await,
         "capabilities" => host::capabilities(ctx).await,
+        "domcapabilities" => host::domcapabilities(ctx, call).await,
+        "domstats" => monitor::domstats(ctx, call).await,
+        "domblkstat" => monitor::domblkstat(ctx, call).await,
+        "domifstat" => monitor::domifstat(ctx, call).await,
+        "domiflist" => monitor::domiflist(ctx, call).await,
+        "domblklist" => monitor::domblklist(ctx, call).await,
+        "console" => monitor::console(ctx, call).await,
+        "screenshot" => monitor::screenshot(ctx, call).await,
         "uri" => host::uri(ctx).await,
         "hostname" => host::hostname(ctx).await,
         "version" => host::version(ctx, call).await,

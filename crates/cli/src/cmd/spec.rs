@@ -10,6 +10,8 @@ pub enum Kind {
     Bool,
     /// A value: `--domain NAME`, `--domain=NAME`, or positional.
     Value,
+    /// Every remaining positional word (`domstats [<domain>...]`).
+    Rest,
 }
 
 /// One option of a command.
@@ -66,6 +68,16 @@ const fn opt_arg(name: &'static str, help: &'static str) -> Opt {
     Opt {
         name,
         kind: Kind::Value,
+        required: false,
+        positional: true,
+        help,
+    }
+}
+
+const fn rest(name: &'static str, help: &'static str) -> Opt {
+    Opt {
+        name,
+        kind: Kind::Rest,
         required: false,
         positional: true,
         help,
@@ -253,6 +265,82 @@ pub const COMMANDS: &[Cmd] = &[
             value("timeout", "stop waiting after this many seconds"),
             flag("list", "list the event types"),
             flag("timestamp", "print a timestamp before each event"),
+        ],
+    },
+    Cmd {
+        name: "domstats",
+        help: "show statistics of domains (all when none is named)",
+        opts: &[
+            flag("state", "state and reason"),
+            flag("cpu-total", "CPU time"),
+            flag("balloon", "memory balloon"),
+            flag("vcpu", "virtual CPUs"),
+            flag("interface", "network interfaces"),
+            flag("block", "disks"),
+            rest("domain", "domains"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "domblkstat",
+        help: "show I/O statistics of a disk",
+        opts: &[
+            DOMAIN,
+            opt_arg("device", "disk target (vda) or path"),
+            flag("human", "print with descriptions"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "domifstat",
+        help: "show traffic statistics of a network interface",
+        opts: &[
+            DOMAIN,
+            arg("interface", "host device (vnet0) or MAC address"),
+            JSON,
+        ],
+    },
+    Cmd {
+        name: "domiflist",
+        help: "list a domain's network interfaces",
+        opts: &[DOMAIN, flag("inactive", "of the persistent definition")],
+    },
+    Cmd {
+        name: "domblklist",
+        help: "list a domain's disks",
+        opts: &[
+            DOMAIN,
+            flag("inactive", "of the persistent definition"),
+            flag("details", "also show type and device"),
+        ],
+    },
+    Cmd {
+        name: "console",
+        help: "attach to a domain's serial console (leave with Ctrl-])",
+        opts: &[
+            DOMAIN,
+            opt_arg("devname", "character device alias (serial0...)"),
+            flag("force", "disconnect other sessions"),
+            flag("safe", "only when safe"),
+        ],
+    },
+    Cmd {
+        name: "screenshot",
+        help: "save a screenshot of a domain's display",
+        opts: &[
+            DOMAIN,
+            opt_arg("file", "where to save it"),
+            value("screen", "display number"),
+        ],
+    },
+    Cmd {
+        name: "domcapabilities",
+        help: "print what guests can have with an emulator",
+        opts: &[
+            value("virttype", "kvm or qemu"),
+            value("emulatorbin", "emulator binary"),
+            value("arch", "guest architecture"),
+            value("machine", "machine type"),
         ],
     },
     Cmd {
@@ -499,6 +587,7 @@ pub struct Call {
     pub cmd: &'static Cmd,
     values: BTreeMap<&'static str, String>,
     flags: Vec<&'static str>,
+    rest: Vec<String>,
 }
 
 impl Call {
@@ -510,6 +599,11 @@ impl Call {
     /// A value option.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
+    }
+
+    /// The words a `Rest` option collected.
+    pub fn rest(&self) -> &[String] {
+        &self.rest
     }
 
     /// A required value option (the parser has checked it is there).
@@ -531,6 +625,7 @@ pub fn parse(words: &[String]) -> Result<Call, String> {
         cmd,
         values: BTreeMap::new(),
         flags: Vec::new(),
+        rest: Vec::new(),
     };
     let mut seen: Vec<&str> = Vec::new();
     let mut only_data = false;
@@ -562,6 +657,9 @@ pub fn parse(words: &[String]) -> Result<Call, String> {
                     }
                     call.flags.push(opt.name);
                 }
+                Kind::Rest => {
+                    return Err(format!("unexpected option --{}", opt.name));
+                }
                 Kind::Value => {
                     let v = match inline {
                         Some(v) => v,
@@ -585,6 +683,10 @@ pub fn parse(words: &[String]) -> Result<Call, String> {
             .iter()
             .find(|o| o.positional && !seen.contains(&o.name))
             .ok_or_else(|| format!("unexpected data '{w}'"))?;
+        if slot.kind == Kind::Rest {
+            call.rest.push(w.clone());
+            continue;
+        }
         seen.push(slot.name);
         call.values.insert(slot.name, w.clone());
     }
@@ -610,6 +712,7 @@ pub fn help_for(cmd: &Cmd) -> String {
     for o in cmd.opts {
         let shown = match (o.kind, o.positional) {
             (Kind::Bool, _) => format!("[--{}]", o.name),
+            (Kind::Rest, _) => format!("[<{}>...]", o.name),
             (Kind::Value, true) if o.required => format!("<{}>", o.name),
             (Kind::Value, true) => format!("[<{}>]", o.name),
             (Kind::Value, false) => format!("[--{} <string>]", o.name),
@@ -623,6 +726,7 @@ pub fn help_for(cmd: &Cmd) -> String {
         for o in cmd.opts {
             let left = match o.kind {
                 Kind::Bool => format!("--{}", o.name),
+                Kind::Rest => format!("<{}>...", o.name),
                 Kind::Value if o.positional => format!("[--{}] <string>", o.name),
                 Kind::Value => format!("--{} <string>", o.name),
             };
