@@ -117,6 +117,15 @@ impl Connect {
     }
 }
 
+/// How [`Domain::shutdown_within`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownOutcome {
+    /// The guest shut itself down in time.
+    ShutDown,
+    /// It did not; it was destroyed.
+    Destroyed,
+}
+
 /// A domain of an open connection.
 #[derive(Clone)]
 pub struct Domain {
@@ -166,6 +175,46 @@ impl Domain {
         self.ops()?
             .shutdown(&self.handle, ShutdownFlags::empty())
             .await
+    }
+
+    /// Asks the guest to shut down and waits until it is shut off, at most
+    /// `deadline`. When the guest does not comply in time: with `force` it
+    /// is destroyed (the result says so), without it a timeout error.
+    pub async fn shutdown_within(
+        &self,
+        flags: ShutdownFlags,
+        deadline: std::time::Duration,
+        force: bool,
+    ) -> Result<ShutdownOutcome> {
+        let ops = self.ops()?;
+        ops.shutdown(&self.handle, flags).await?;
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            match ops.state(&self.handle).await {
+                Ok((DomainState::Shutoff, _)) => return Ok(ShutdownOutcome::ShutDown),
+                // A transient domain is gone once it stops.
+                Err(e) if e.kind() == crate::ErrorKind::NoDomain => {
+                    return Ok(ShutdownOutcome::ShutDown);
+                }
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+            if tokio::time::Instant::now() >= end {
+                if force {
+                    self.destroy().await?;
+                    return Ok(ShutdownOutcome::Destroyed);
+                }
+                return Err(Error::new(
+                    crate::ErrorKind::OperationTimeout,
+                    format!(
+                        "domain '{}' did not shut down within {:.0} s; try again with force to destroy it",
+                        self.handle.name,
+                        deadline.as_secs_f64()
+                    ),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Asks the guest to reboot.

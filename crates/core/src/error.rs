@@ -146,6 +146,8 @@ error_kinds! {
     Overflow = 82, "value too large";
     /// The driver cannot do this operation.
     OperationUnsupported = 84, "Operation not supported";
+    /// The guest agent does not answer.
+    AgentUnresponsive = 86, "Guest agent is not responding";
     /// A resource is busy.
     ResourceBusy = 87, "resource busy";
     /// Access was denied by policy.

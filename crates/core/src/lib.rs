@@ -27,7 +27,7 @@ pub mod types;
 pub mod uri;
 pub mod xml;
 
-pub use connect::{Connect, Domain, check_object_name};
+pub use connect::{Connect, Domain, ShutdownOutcome, check_object_name};
 pub use driver::{Connection, DomainOps, Driver, EventOps, InterfaceOps, NetworkOps, StorageOps};
 pub use error::{Error, ErrorDetail, ErrorDomain, ErrorKind, Result, XmlLocation};
 pub use event::{

@@ -15,6 +15,7 @@
 //! guests again, and guests that died meanwhile are shut off (crashed) with
 //! an event.
 
+mod agent;
 pub mod argv;
 pub mod caps;
 mod monitor;
@@ -269,18 +270,15 @@ impl DomainOps for QemuConnection {
 
     async fn shutdown(&self, dom: &DomainRef, flags: ShutdownFlags) -> Result<()> {
         self.writable("virDomainShutdown")?;
-        if flags.intersects(
-            ShutdownFlags::GUEST_AGENT
-                | ShutdownFlags::INITCTL
-                | ShutdownFlags::SIGNAL
-                | ShutdownFlags::PARAVIRT,
-        ) {
+        if flags
+            .intersects(ShutdownFlags::INITCTL | ShutdownFlags::SIGNAL | ShutdownFlags::PARAVIRT)
+        {
             return Err(Error::new(
                 virtkit_core::ErrorKind::ArgumentUnsupported,
-                "only ACPI shutdown is available for QEMU guests so far",
+                "QEMU guests shut down through ACPI or the guest agent (modes acpi, agent)",
             ));
         }
-        self.state.shutdown(dom).await
+        self.state.shutdown(dom, flags).await
     }
 
     async fn reboot(&self, dom: &DomainRef, _flags: RebootFlags) -> Result<()> {

@@ -1112,10 +1112,32 @@ impl QemuState {
         Ok(())
     }
 
-    pub async fn shutdown(&self, d: &DomainRef) -> Result<()> {
+    /// Asks the guest to power off: through the guest agent when asked
+    /// (falling back to ACPI when both are asked), else the ACPI button.
+    pub async fn shutdown(&self, d: &DomainRef, flags: virtkit_core::ShutdownFlags) -> Result<()> {
+        use virtkit_core::ShutdownFlags as F;
         let dom = self.get(d)?;
         let _job = dom.job().await?;
         let live = self.live_of(&dom)?;
+        if flags.contains(F::GUEST_AGENT) {
+            let agent = crate::agent::socket_path(live.live_def.root(), &live.run_dir)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::ArgumentUnsupported,
+                        "the domain has no guest agent channel \
+                         (<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>)",
+                    )
+                });
+            let res = match agent {
+                Ok(path) => crate::agent::shutdown(&path, false).await,
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(()) => return Ok(()),
+                Err(e) if !flags.contains(F::ACPI_POWER_BTN) => return Err(e),
+                Err(_) => {}
+            }
+        }
         live.qmp
             .execute(&qapi::qmp::system_powerdown {}, QMP_DEADLINE)
             .await

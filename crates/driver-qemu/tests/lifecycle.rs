@@ -202,3 +202,150 @@ async fn statistics_console_and_screenshot() {
     dom.destroy().await.unwrap();
     env.assert_clean();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_guests_start_concurrently() {
+    let Some(env) = TestEnv::new("ten").await else {
+        return;
+    };
+    let conn = env.connect().await;
+    let mut doms = Vec::new();
+    for i in 0..10 {
+        let xml = env.guest_xml(&format!("c{i}"), &[]).replace(
+            "<memory unit='MiB'>256</memory>",
+            "<memory unit='MiB'>96</memory>",
+        );
+        doms.push(conn.define_domain(&xml).await.unwrap());
+    }
+    let starts = doms.iter_mut().map(|d| d.start(CreateFlags::empty()));
+    for r in futures::future::join_all(starts).await {
+        r.unwrap();
+    }
+    let mut ids: Vec<u32> = doms.iter().map(|d| d.id().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "ten distinct ids");
+    for i in 0..10 {
+        env.wait_serial(&format!("c{i}"), "VIRTKIT-GUEST-READY", 1)
+            .await;
+    }
+    let destroys = doms.iter().map(|d| d.destroy());
+    for r in futures::future::join_all(destroys).await {
+        r.unwrap();
+    }
+    env.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autostart_transient_create_and_qcow2_disks() {
+    let Some(env) = TestEnv::new("autostart").await else {
+        return;
+    };
+    let Ok(qemu_img) = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(env.root.join("d.qcow2"))
+        .arg("64M")
+        .status()
+    else {
+        eprintln!("SKIPPED: no qemu-img");
+        return;
+    };
+    assert!(qemu_img.success());
+    let disk = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none' discard='unmap'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+        env.root.join("d.qcow2").display()
+    );
+    {
+        let conn = env.connect().await;
+        let d = conn
+            .define_domain(&env.guest_xml("auto", &[&disk]))
+            .await
+            .unwrap();
+        d.set_autostart(true).await.unwrap();
+        // A transient guest runs at once and is gone when it stops.
+        let t = conn
+            .create_domain(&env.guest_xml("trans", &[]), CreateFlags::empty())
+            .await
+            .unwrap();
+        assert!(
+            !conn
+                .domains()
+                .unwrap()
+                .is_persistent(t.handle())
+                .await
+                .unwrap()
+        );
+        t.destroy().await.unwrap();
+        assert!(
+            conn.lookup_domain("trans").await.is_err(),
+            "transient domain gone"
+        );
+        assert_eq!(d.state().await.unwrap().0, DomainState::Shutoff);
+    }
+    // The next instance starts the autostart domain as it opens.
+    let conn = env.connect().await;
+    let d = conn.lookup_domain("auto").await.unwrap();
+    assert_eq!(d.state().await.unwrap(), (DomainState::Running, 1));
+    env.wait_serial("auto", "VIRTKIT-GUEST-READY", 1).await;
+    let st = conn
+        .domains()
+        .unwrap()
+        .block_stats(d.handle(), "vda")
+        .await
+        .unwrap();
+    assert!(st.rd_req > 0, "the qcow2 disk is attached and read: {st:?}");
+    d.destroy().await.unwrap();
+    d.set_autostart(false).await.unwrap();
+    env.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_a_deadline_agent_and_forced_fallback() {
+    use virtkit_core::{ShutdownFlags, ShutdownOutcome};
+    let Some(env) = TestEnv::new("deadline").await else {
+        return;
+    };
+    let conn = env.connect().await;
+    let agent =
+        "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>";
+    let mut dom = conn
+        .define_domain(&env.guest_xml("s1", &[agent]))
+        .await
+        .unwrap();
+
+    dom.start(CreateFlags::empty()).await.unwrap();
+    env.wait_serial("s1", "VIRTKIT-GUEST-READY", 1).await;
+    // The busybox guest runs no qemu-guest-agent: agent mode says so...
+    let e = conn
+        .domains()
+        .unwrap()
+        .shutdown(dom.handle(), ShutdownFlags::GUEST_AGENT)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), virtkit_core::ErrorKind::AgentUnresponsive, "{e}");
+    // ...and agent,acpi falls back to the ACPI button.
+    let out = dom
+        .shutdown_within(
+            ShutdownFlags::GUEST_AGENT | ShutdownFlags::ACPI_POWER_BTN,
+            Duration::from_secs(60),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, ShutdownOutcome::ShutDown);
+
+    // A paused guest cannot answer the button: the deadline passes.
+    dom.start(CreateFlags::PAUSED).await.unwrap();
+    let e = dom
+        .shutdown_within(ShutdownFlags::empty(), Duration::from_millis(500), false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), virtkit_core::ErrorKind::OperationTimeout, "{e}");
+    let out = dom
+        .shutdown_within(ShutdownFlags::empty(), Duration::from_millis(500), true)
+        .await
+        .unwrap();
+    assert_eq!(out, ShutdownOutcome::Destroyed);
+    assert_eq!(dom.state().await.unwrap(), (DomainState::Shutoff, 2));
+    env.assert_clean();
+}

@@ -450,6 +450,33 @@ pub async fn lifecycle(ctx: &mut Ctx, call: &Call) -> CmdResult {
     let ops = conn.domains()?;
     let h = d.handle();
     let name = d.name();
+    if call.cmd.name == "shutdown"
+        && let Some(t) = call.value("timeout")
+    {
+        let secs: f64 = t
+            .parse()
+            .ok()
+            .filter(|s: &f64| *s > 0.0 && s.is_finite())
+            .ok_or_else(|| Failure::msg(format!("invalid timeout '{t}' (seconds, above 0)")))?;
+        let outcome = d
+            .shutdown_within(
+                ShutdownFlags(mode_bits(call)?),
+                std::time::Duration::from_secs_f64(secs),
+                call.flag("force"),
+            )
+            .await
+            .map_err(|e| Failure::with(format!("Failed to shutdown domain '{name}'"), &e))?;
+        ctx.println(&match outcome {
+            virtkit::ShutdownOutcome::ShutDown => format!("Domain '{name}' is shut off"),
+            virtkit::ShutdownOutcome::Destroyed => {
+                format!("Domain '{name}' did not shut down in time and was destroyed")
+            }
+        });
+        return Ok(());
+    }
+    if call.cmd.name == "shutdown" && call.flag("force") {
+        return Err(Failure::msg("--force needs --timeout"));
+    }
     let (result, ok_msg, verb) = match call.cmd.name {
         "shutdown" => (
             ops.shutdown(h, ShutdownFlags(mode_bits(call)?)).await,
