@@ -37,6 +37,10 @@ pub use virtkit_driver_test as test_driver;
 #[cfg(feature = "qemu")]
 pub use virtkit_driver_qemu as qemu_driver;
 
+/// The remote driver (URIs with a transport or a host: virtkitd, libvirtd).
+#[cfg(feature = "remote")]
+pub use virtkit_remote as remote_driver;
+
 /// The network driver (`network:///system`, `network:///embed?root=DIR`).
 #[cfg(feature = "network")]
 pub use virtkit_network as network_driver;
@@ -48,6 +52,8 @@ pub use virtkit_network as network_driver;
 pub fn init() {
     #[cfg(feature = "test")]
     virtkit_core::registry::register(&virtkit_driver_test::TestDriver);
+    #[cfg(feature = "remote")]
+    virtkit_core::registry::register(&virtkit_remote::RemoteDriver);
     #[cfg(feature = "qemu")]
     virtkit_core::registry::register(&virtkit_driver_qemu::QemuDriver);
     #[cfg(feature = "network")]
@@ -57,6 +63,8 @@ pub fn init() {
 /// Names of the drivers this build of the facade was compiled with.
 pub fn compiled_drivers() -> &'static [&'static str] {
     &[
+        #[cfg(feature = "remote")]
+        "remote",
         #[cfg(feature = "test")]
         "test",
         #[cfg(feature = "qemu")]

@@ -132,7 +132,10 @@ const NAT_NET: &str = "<network>
 </network>
 ";
 
-fn processes_named(name: &str) -> Vec<u32> {
+/// PIDs of processes called `name` whose command line mentions `root`: other
+/// tests running at the same time start their own dnsmasq, which must not count.
+fn processes_named_under(name: &str, root: &std::path::Path) -> Vec<u32> {
+    let root = root.to_string_lossy().into_owned();
     std::fs::read_dir("/proc")
         .map(|rd| {
             rd.flatten()
@@ -140,6 +143,8 @@ fn processes_named(name: &str) -> Vec<u32> {
                 .filter(|pid| {
                     std::fs::read_to_string(format!("/proc/{pid}/comm"))
                         .is_ok_and(|c| c.trim() == name)
+                        && std::fs::read(format!("/proc/{pid}/cmdline"))
+                            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&root))
                 })
                 .collect()
         })
@@ -160,7 +165,7 @@ fn nat_network_serves_dhcp_dns_and_leaves_nothing_behind() {
             .into_iter()
             .map(|l| l.name)
             .collect();
-        let dnsmasq_before = processes_named("dnsmasq");
+        let dnsmasq_before = processes_named_under("dnsmasq", &root);
 
         let net = conn.define_xml(NAT_NET).await.expect("define");
         conn.start(&net).await.expect("start");
@@ -183,6 +188,11 @@ fn nat_network_serves_dhcp_dns_and_leaves_nothing_behind() {
         assert!(
             firewall::table_exists(),
             "virtkit's nftables table is there"
+        );
+        assert_eq!(
+            processes_named_under("dnsmasq", &root).len(),
+            dnsmasq_before.len() + 1,
+            "one dnsmasq for this network"
         );
 
         // The guest: a veth pair, one end on the bridge, the other in the
@@ -298,7 +308,7 @@ fn nat_network_serves_dhcp_dns_and_leaves_nothing_behind() {
         );
         assert!(!firewall::table_exists(), "the nftables table is gone");
         assert_eq!(
-            processes_named("dnsmasq"),
+            processes_named_under("dnsmasq", &root),
             dnsmasq_before,
             "no dnsmasq left"
         );

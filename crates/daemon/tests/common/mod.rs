@@ -1,0 +1,325 @@
+//! Helpers for virtkitd's end-to-end tests: temporary roots, a daemon
+//! process per test (stopped by PID), a private libvirtd, tool checks.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("vkd-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether a program is on PATH.
+pub fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Prints the skip line the test runner greps for.
+pub fn skip(reason: &str) {
+    println!("SKIPPED: {reason}");
+}
+
+/// Waits until `path` exists.
+pub fn wait_for(path: &Path, what: &str) {
+    let t0 = Instant::now();
+    while !path.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{what} did not appear at {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until a unix socket accepts connections (a socket file appears
+/// at bind(2), a moment before listen(2)).
+pub fn wait_listening(path: &Path, what: &str) {
+    wait_for(path, what);
+    let t0 = Instant::now();
+    while std::os::unix::net::UnixStream::connect(path).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{what} at {} does not accept connections",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running virtkitd with `--root`.
+pub struct Daemon {
+    pub child: Child,
+    pub root: TempDir,
+}
+
+impl Daemon {
+    pub fn start(conf: &str) -> Daemon {
+        Daemon::start_with(conf, &[])
+    }
+
+    pub fn start_with(conf: &str, env: &[(&str, &str)]) -> Daemon {
+        let root = TempDir::new("root");
+        std::fs::write(root.path().join("virtkitd.conf"), conf).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_virtkitd"))
+            .arg("--root")
+            .arg(root.path())
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(root.path().join("virtkitd.log")).unwrap())
+            .spawn()
+            .expect("virtkitd starts");
+        let d = Daemon { child, root };
+        wait_for(
+            &d.root.path().join("virtkit-sock-ro"),
+            "the read-only socket",
+        );
+        d
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.root.path().join("virtkit-sock")
+    }
+
+    pub fn sock_ro(&self) -> PathBuf {
+        self.root.path().join("virtkit-sock-ro")
+    }
+
+    pub fn uri(&self) -> String {
+        format!("test+unix:///default?socket={}", self.sock().display())
+    }
+
+    pub fn uri_ro(&self) -> String {
+        format!("test+unix:///default?socket={}", self.sock_ro().display())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("virtkitd.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        // SAFETY: kill(2) on the PID of our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.success();
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private libvirtd (Debian's) on sockets under a temporary directory,
+/// loading no hypervisor modules: it serves the test driver built into
+/// libvirt.so.
+pub struct Libvirtd {
+    pub child: Child,
+    pub dir: TempDir,
+}
+
+impl Libvirtd {
+    pub fn start() -> Option<Libvirtd> {
+        if !Path::new("/usr/sbin/libvirtd").exists() {
+            return None;
+        }
+        let dir = TempDir::new("libvirtd");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("drivers")).unwrap();
+        std::fs::create_dir_all(d.join("run")).unwrap();
+        std::fs::write(
+            d.join("libvirtd.conf"),
+            format!(
+                "unix_sock_dir = \"{}\"\nunix_sock_rw_perms = \"0700\"\nauth_unix_rw = \"none\"\n\
+                 auth_unix_ro = \"none\"\nlog_outputs = \"3:file:{}\"\n",
+                d.join("run").display(),
+                d.join("libvirtd.log").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/libvirtd")
+            .arg("-f")
+            .arg(d.join("libvirtd.conf"))
+            .arg("-p")
+            .arg(d.join("libvirtd.pid"))
+            .env("LIBVIRT_DRIVER_DIR", d.join("drivers"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let l = Libvirtd { child, dir };
+        wait_listening(&l.sock(), "libvirtd's socket");
+        Some(l)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.dir.path().join("run/libvirt-sock")
+    }
+
+    pub fn uri(&self) -> String {
+        format!("test+unix:///default?socket={}", self.sock().display())
+    }
+}
+
+impl Drop for Libvirtd {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the PID of our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command with a time limit (killed after it).
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    let t0 = Instant::now();
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Output with per-run values (the test driver's CPU time) masked.
+pub fn mask(s: &[u8]) -> String {
+    String::from_utf8_lossy(s)
+        .lines()
+        .map(|l| {
+            if l.starts_with("CPU time:") {
+                "CPU time:       (masked)".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Resident set size (KiB) of a process.
+pub fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of a process.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The `virtkit` CLI of this workspace, built (or confirmed up to date)
+/// with its default drivers, next to this test's target directory.
+pub fn virtkit_bin() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-q", "-p", "virtkit-cli"])
+            .status()
+            .expect("cargo runs");
+        assert!(st.success(), "building virtkit-cli failed");
+    });
+    dir.join("virtkit")
+}
+
+/// Debian's python with libvirt bindings, if installed.
+pub fn python_libvirt() -> Option<&'static str> {
+    let ok = Command::new("/usr/bin/python3")
+        .args(["-c", "import libvirt"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some("/usr/bin/python3")
+}
+
+pub const VM1: &str = "<domain type='test'>
+  <name>vm1</name>
+  <uuid>11111111-2222-3333-4444-555555555555</uuid>
+  <title>first guest</title>
+  <memory unit='MiB'>1024</memory>
+  <vcpu>2</vcpu>
+  <os>
+    <type>hvm</type>
+  </os>
+  <devices>
+    <disk type='file' device='disk'>
+      <source file='/var/lib/images/vm1.img'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='network'>
+      <mac address='52:54:00:aa:bb:01'/>
+      <source network='default'/>
+    </interface>
+  </devices>
+</domain>
+";

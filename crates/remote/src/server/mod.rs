@@ -1,0 +1,171 @@
+//! The server side of libvirt's RPC: one [`Server`] serves any number of
+//! byte streams (unix, TCP, TLS...), each with its own session. The daemon
+//! owns the sockets; this module owns the protocol.
+//!
+//! Per client: messages are read one at a time with the size limit; each
+//! call runs as its own task (so a slow call never blocks the next one or
+//! another client), at most `max_requests` and `inflight_bytes` at once
+//! (then reading pauses); replies and events go through a queue bounded in
+//! messages and bytes to one writer task, and a client that stops reading
+//! is dropped when that queue is full rather than waited on. So one
+//! client's memory is bounded by about `inflight_bytes + write_queue_bytes`.
+
+mod dispatch;
+mod handlers;
+mod session;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use virtkit_core::{Result, async_trait};
+
+use crate::protocol::MESSAGE_MAX;
+
+pub use session::serve_stream;
+
+/// Limits and defaults of a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Most clients connected at once; more are refused at accept.
+    pub max_clients: usize,
+    /// Most calls of one client running at once; reading pauses beyond.
+    pub max_requests: usize,
+    /// Largest message accepted, length word included.
+    pub max_message: usize,
+    /// Replies and events queued for one client before it is dropped as
+    /// not reading.
+    pub write_queue: usize,
+    /// Bytes of replies and events queued for one client before it is
+    /// dropped as not reading (at least one largest message always fits).
+    pub write_queue_bytes: usize,
+    /// Bytes of received calls one client may have running at once;
+    /// reading pauses beyond (at least one largest message always fits).
+    pub inflight_bytes: usize,
+    /// How long one write may stall before the client is dropped.
+    pub write_timeout: Duration,
+    /// Keepalive: interval between PINGs to a quiet client that asked for
+    /// keepalive, and how many may go unanswered. `None` disables.
+    pub keepalive: Option<(Duration, u32)>,
+    /// URI opened when a client sends no name (libvirt probes; we use this).
+    pub default_uri: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_clients: 5000,
+            max_requests: 16,
+            max_message: MESSAGE_MAX,
+            write_queue: 1024,
+            write_queue_bytes: 2 * MESSAGE_MAX,
+            inflight_bytes: 2 * MESSAGE_MAX,
+            write_timeout: Duration::from_secs(30),
+            keepalive: Some((Duration::from_secs(5), 5)),
+            default_uri: None,
+        }
+    }
+}
+
+/// How a client must authenticate before its first real call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// Trusted by the socket (permissions, client certificate).
+    None,
+    /// Asks polkit through the configured [`Authorizer`].
+    Polkit,
+}
+
+/// Who is on the other end of a stream.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Read-only socket: every mutating procedure is denied.
+    pub read_only: bool,
+    /// Required authentication.
+    pub auth: AuthScheme,
+    /// Transport is encrypted or local (`virConnectIsSecure`).
+    pub secure: bool,
+    /// Peer process (unix sockets).
+    pub pid: Option<u32>,
+    /// Peer user (unix sockets).
+    pub uid: Option<u32>,
+    /// Printable address for logs.
+    pub addr: String,
+}
+
+impl Peer {
+    /// A trusted local peer.
+    pub fn local(read_only: bool) -> Peer {
+        Peer {
+            read_only,
+            auth: AuthScheme::None,
+            secure: true,
+            pid: None,
+            uid: None,
+            addr: "local".into(),
+        }
+    }
+}
+
+/// Decides whether a peer may use a read-write connection (polkit).
+#[async_trait]
+pub trait Authorizer: Send + Sync + fmt::Debug {
+    /// `Ok(true)` to allow.
+    async fn authorize(&self, peer: &Peer) -> Result<bool>;
+}
+
+/// A protocol server shared by every listener of a daemon.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    authorizer: Option<Arc<dyn Authorizer>>,
+    slots: Arc<Semaphore>,
+    served: AtomicUsize,
+}
+
+impl Server {
+    /// A server with limits.
+    pub fn new(config: ServerConfig, authorizer: Option<Arc<dyn Authorizer>>) -> Arc<Server> {
+        Arc::new(Server {
+            slots: Arc::new(Semaphore::new(config.max_clients)),
+            config,
+            authorizer,
+            served: AtomicUsize::new(0),
+        })
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// A slot for one more client, or `None` when `max_clients` are
+    /// connected (the caller closes the new connection at once).
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.config.max_clients - self.slots.available_permits()
+    }
+
+    /// Clients served since start.
+    pub fn served(&self) -> usize {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Serves one client until it disconnects. The permit from
+    /// [`admit`](Self::admit) is held for the duration.
+    pub async fn serve<S>(self: &Arc<Self>, stream: S, peer: Peer, permit: OwnedSemaphorePermit)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        serve_stream(self.clone(), stream, peer).await;
+        drop(permit);
+    }
+}
