@@ -35,6 +35,13 @@ pub trait DomainProfile: Send + Sync {
     fn default_video_model(&self) -> Option<&str> {
         None
     }
+    /// Devices the driver adds to every domain (default controllers, ...),
+    /// applied to the canonical copy of `<domain>` before the generic device
+    /// passes, as libvirt's driver callbacks run before its generic ones: the
+    /// controllers the generic passes add implicitly come after these.
+    fn add_default_devices(&self, domain: &mut Element) {
+        let _ = domain;
+    }
     /// Driver-specific defaults applied to the canonical copy of `<domain>`
     /// after the generic ones.
     fn post_parse(&self, domain: &mut Element) {

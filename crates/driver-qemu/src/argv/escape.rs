@@ -6,6 +6,25 @@
 
 use std::fmt::Write as _;
 
+/// Characters that make libvirt quote an argument when it prints a command.
+const SHELL_SPECIAL: &[char] = &[
+    ' ', '\t', '\r', '\n', '`', '!', '"', '#', '$', '&', '\'', '(', ')', '*', ';', '<', '>', '?',
+    '[', '\\', ']', '^', '{', '|', '}', '~',
+];
+
+/// An argument as libvirt prints it in a command line: single-quoted when
+/// it holds white space or a shell metacharacter, `''` when empty.
+pub fn shell_quote(arg: &str) -> String {
+    if arg.is_empty() {
+        return "''".into();
+    }
+    if arg.contains(SHELL_SPECIAL) {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    } else {
+        arg.to_string()
+    }
+}
+
 /// Doubles commas so a value survives QEMU's option parser.
 pub fn comma(value: &str) -> String {
     value.replace(',', ",,")
@@ -58,5 +77,13 @@ mod tests {
             .kv("n", 3)
             .finish();
         assert_eq!(o, "guest=x,,y,path=/tmp/a,,b,n=3");
+    }
+
+    #[test]
+    fn arguments_with_shell_characters_are_quoted() {
+        assert_eq!(shell_quote("pc,usb=off"), "pc,usb=off");
+        assert_eq!(shell_quote(r#"{"a":1}"#), r#"'{"a":1}'"#);
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

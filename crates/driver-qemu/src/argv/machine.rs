@@ -1,36 +1,38 @@
-//! The machine-wide part of the command line: machine type, accelerator,
-//! CPU, memory, vCPU topology, identity, monitor, clock, boot.
+//! The machine-wide part of the command line: machine type and its
+//! options, accelerator, identity, monitor, clock and power management.
 
-use serde_json::json;
-use virtkit_core::domain::units;
 use virtkit_core::xml::{Element, XPath};
 use virtkit_core::{Error, ErrorKind, Result};
 
-use super::{Accel, Args, Context, comma, unsupported};
+use super::{Accel, Gen, Opts, attr, comma, invalid, switch, unsupported};
+use crate::profile::machine::Chipset;
 
-fn attr(e: &Element, n: &str) -> Option<String> {
-    e.attr(n).map(|v| v.into_owned())
-}
-
-/// The machine type as written, or the binary's default.
-pub(crate) fn machine_name(domain: &Element, ctx: &Context<'_>) -> Result<String> {
-    let written = domain
+/// The machine type for the command line: the binary's canonical name for
+/// what the definition names (libvirt resolves aliases such as `pc` when it
+/// parses), or the binary's default.
+pub(crate) fn machine_name(g: &Gen<'_>) -> Result<String> {
+    let ctx = g.ctx;
+    let written = g
+        .domain
         .child("os")
         .and_then(|o| o.child("type"))
         .and_then(|t| attr(t, "machine"));
     match written {
         Some(m) => {
-            if ctx.caps.machine(ctx.accel.name(), &m).is_none() && !ctx.caps.machines.is_empty() {
-                return Err(Error::new(
+            if ctx.caps.machines.is_empty() {
+                return Ok(m);
+            }
+            match ctx.caps.machine(ctx.accel.name(), &m) {
+                Some(found) => Ok(found.name.clone()),
+                None => Err(Error::new(
                     ErrorKind::ConfigUnsupported,
                     format!(
                         "machine type '{m}' is not supported by {} with {} (see 'virtkit domcapabilities')",
                         ctx.caps.binary.display(),
                         ctx.accel.name()
                     ),
-                ));
+                )),
             }
-            Ok(m)
         }
         None if ctx.caps.machines.is_empty() => Ok("pc".into()),
         None => ctx
@@ -49,240 +51,448 @@ pub(crate) fn machine_name(domain: &Element, ctx: &Context<'_>) -> Result<String
     }
 }
 
-fn has_feature(domain: &Element, name: &str) -> bool {
-    domain.child("features").is_some_and(|f| {
-        f.child(name)
-            .is_some_and(|e| attr(e, "state").as_deref() != Some("off"))
-    })
+/// `<features><NAME state=..>`: `Some(true)` when present and not off.
+pub(crate) fn feature(domain: &Element, name: &str) -> Option<bool> {
+    let f = domain.child("features")?.child(name)?;
+    Some(switch(attr(f, "state")).unwrap_or(true))
 }
 
-pub(crate) fn emit(a: &mut Args, domain: &Element, ctx: &Context<'_>, p: &XPath) -> Result<()> {
-    let machine = machine_name(domain, ctx)?;
-    let minfo = ctx.caps.machine(ctx.accel.name(), &machine);
-    let ram_id = minfo
-        .and_then(|m| m.default_ram_id.clone())
-        .unwrap_or_else(|| "pc.ram".into());
-    let is_x86_pc = machine.starts_with("pc") || machine == "q35";
+/// Whether the guest uses NUMA cells (memory then comes per node).
+pub(crate) fn has_numa(domain: &Element) -> bool {
+    domain
+        .child("cpu")
+        .and_then(|c| c.child("numa"))
+        .is_some_and(|n| n.child("cell").is_some())
+}
 
-    // Machine options.
-    let mut mopts = comma(&machine);
-    mopts.push_str(",usb=off");
-    if is_x86_pc && has_feature(domain, "smm") {
-        mopts.push_str(",smm=on");
-    }
-    mopts.push_str(",dump-guest-core=off");
-    mopts.push_str(&format!(",memory-backend={}", comma(&ram_id)));
-    if is_x86_pc && !has_feature(domain, "acpi") {
-        mopts.push_str(",acpi=off");
-    }
-    a.opt("-machine", mopts);
-    a.opt("-accel", ctx.accel.name());
+/// `<timer name=..>` of `<clock>`.
+fn timer<'a>(domain: &'a Element, name: &str) -> Option<&'a Element> {
+    domain
+        .child("clock")?
+        .children_named("timer")
+        .find(|t| attr(t, "name").as_deref() == Some(name))
+}
 
-    emit_cpu(a, domain, ctx, p)?;
+/// Features whose presence this builder cannot express yet.
+/// Features this builder expresses (here, in `-cpu`, or needing nothing).
+const FEATURES: &[&str] = &[
+    "acpi",
+    "apic",
+    "pae",
+    "smm",
+    "vmport",
+    "ioapic",
+    "hyperv",
+    "pvspinlock",
+    "tcg",
+];
 
-    // Memory: whole MiB, backed by the machine's RAM object.
-    let kib = domain
-        .child("memory")
-        .and_then(|m| units::element_kib(m).ok())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::XmlError,
-                "Memory size must be specified via <memory> or in the <numa> configuration",
-            )
-        })?;
-    let mib = kib.div_ceil(1024);
-    a.opt("-m", mib.to_string());
-    a.json(
-        "-object",
-        json!({"qom-type": "memory-backend-ram", "id": ram_id, "size": mib * 1024 * 1024}),
-    );
-    a.opt("-overcommit", "mem-lock=off");
+/// Top-level elements of `<domain>` the builder reads (or that need no
+/// option). Host-side tuning (`cputune`, `memtune`, `blkiotune`,
+/// `resource`, `seclabel`, `perf`) is applied by the runtime, not on the
+/// command line, and passes here.
+const DOMAIN_CHILDREN: &[&str] = &[
+    "name",
+    "uuid",
+    "genid",
+    "title",
+    "description",
+    "metadata",
+    "maxMemory",
+    "memory",
+    "currentMemory",
+    "memoryBacking",
+    "vcpu",
+    "vcpus",
+    "iothreads",
+    "iothreadids",
+    "defaultiothread",
+    "numatune",
+    "os",
+    "features",
+    "cpu",
+    "clock",
+    "on_poweroff",
+    "on_reboot",
+    "on_crash",
+    "pm",
+    "devices",
+    "cputune",
+    "memtune",
+    "blkiotune",
+    "resource",
+    "seclabel",
+    "perf",
+    // Container id maps mean nothing to QEMU (libvirt ignores them too).
+    "idmap",
+];
 
-    // vCPUs and topology.
-    let vcpu = domain.child("vcpu");
-    let max: u32 = vcpu.and_then(|v| v.text().trim().parse().ok()).unwrap_or(1);
-    let current: u32 = vcpu
-        .and_then(|v| attr(v, "current"))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(max);
-    if let Some(m) = minfo
-        && max > m.max_cpus
+/// Fails on a top-level element the command line would need but the
+/// builder does not express (`<sysinfo>`, `<launchSecurity>`,
+/// `<qemu:commandline>`...).
+pub(crate) fn check_domain_children(g: &Gen<'_>, p: &XPath) -> Result<()> {
+    if let Some(other) = g
+        .domain
+        .elements()
+        .find(|e| !DOMAIN_CHILDREN.contains(&e.name()))
     {
-        return Err(Error::new(
-            ErrorKind::ConfigUnsupported,
-            format!(
-                "{max} vCPUs requested, but machine '{machine}' supports at most {}",
-                m.max_cpus
-            ),
+        return Err(unsupported(
+            p.named(other.name()),
+            format!("<{}>", other.name()),
         ));
     }
-    let topo = domain.child("cpu").and_then(|c| c.child("topology"));
-    let t = |n: &str| {
-        topo.and_then(|t| attr(t, n))
-            .and_then(|v| v.parse::<u32>().ok())
-    };
-    let mut smp = current.to_string();
-    if current != max {
-        smp.push_str(&format!(",maxcpus={max}"));
-    }
-    match topo {
-        Some(_) => {
-            let (s, d, c, th) = (
-                t("sockets").unwrap_or(1),
-                t("dies"),
-                t("cores").unwrap_or(1),
-                t("threads").unwrap_or(1),
-            );
-            if s * d.unwrap_or(1) * c * th != max {
-                return Err(Error::new(
-                    ErrorKind::XmlError,
-                    format!(
-                        "CPU topology doesn't match maximum vcpu count: {s} sockets x {} dies x {c} cores x {th} threads != {max} vCPUs",
-                        d.unwrap_or(1)
-                    ),
+    Ok(())
+}
+
+/// `-machine` (with `flash`, the options attaching flash firmware) and
+/// `-accel`.
+pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath, flash: &str) -> Result<()> {
+    let domain = g.domain;
+    let machine = machine_name(g)?;
+    let minfo = g.ctx.caps.machine(g.ctx.accel.name(), &machine);
+    let x86_pc = g.chipset != Chipset::Other;
+
+    if let Some(f) = domain.child("features") {
+        for el in f.elements() {
+            let name = el.name();
+            if !FEATURES.contains(&name) {
+                return Err(unsupported(
+                    p.named("features").named(name),
+                    format!("feature <{name}>"),
                 ));
             }
-            smp.push_str(&format!(",sockets={s}"));
-            if let Some(d) = d {
-                smp.push_str(&format!(",dies={d}"));
-            }
-            smp.push_str(&format!(",cores={c},threads={th}"));
         }
-        None => smp.push_str(&format!(",sockets={max},cores=1,threads=1")),
+        if let Some(tcg) = f.child("tcg")
+            && let Some(other) = tcg.elements().find(|e| e.name() != "tb-cache")
+        {
+            return Err(unsupported(
+                p.named("features").named("tcg").named(other.name()),
+                "TCG setting",
+            ));
+        }
     }
-    a.opt("-smp", smp);
 
-    if let Some(u) = domain.child("uuid") {
-        a.opt("-uuid", u.text().trim().to_string());
+    let mut m = comma(&machine);
+    m.push_str(",usb=off");
+    if let Some(v) = feature(domain, "vmport") {
+        m.push_str(if v { ",vmport=on" } else { ",vmport=off" });
     }
-    let has_graphics = domain
-        .child("devices")
-        .is_some_and(|d| d.child("graphics").is_some());
-    if !has_graphics {
-        a.opt("-display", "none");
+    if x86_pc && let Some(v) = feature(domain, "smm") {
+        if domain
+            .child("features")
+            .and_then(|f| f.child("smm"))
+            .is_some_and(|s| s.child("tseg").is_some())
+        {
+            return Err(unsupported(
+                p.named("features").named("smm"),
+                "SMM TSEG size",
+            ));
+        }
+        m.push_str(if v { ",smm=on" } else { ",smm=off" });
     }
-    a.flag("-no-user-config");
-    a.flag("-nodefaults");
-    a.opt(
+    let ioapic_driver = domain
+        .child("features")
+        .and_then(|f| f.child("ioapic"))
+        .and_then(|i| attr(i, "driver"));
+    // Interrupt remapping by the IOMMU needs the split irqchip.
+    if ioapic_driver.is_none() && super::iommu::remaps_interrupts(domain) {
+        m.push_str(",kernel_irqchip=split");
+    }
+    if let Some(ioapic) = domain.child("features").and_then(|f| f.child("ioapic")) {
+        match attr(ioapic, "driver").as_deref() {
+            Some("qemu") => m.push_str(",kernel_irqchip=split"),
+            Some("kvm") => m.push_str(",kernel_irqchip=on"),
+            _ => {}
+        }
+    }
+    let dump_core = domain
+        .child("memory")
+        .and_then(|mm| switch(attr(mm, "dumpCore")))
+        .unwrap_or(false);
+    m.push_str(if dump_core {
+        ",dump-guest-core=on"
+    } else {
+        ",dump-guest-core=off"
+    });
+    if domain
+        .child("memoryBacking")
+        .is_some_and(|mb| mb.child("nosharepages").is_some())
+    {
+        m.push_str(",mem-merge=off");
+    }
+    if let Some(ram) = minfo.and_then(|mi| mi.default_ram_id.as_ref())
+        && !has_numa(domain)
+    {
+        m.push_str(&format!(",memory-backend={}", comma(ram)));
+    }
+    m.push_str(flash);
+    let hpet_off = timer(domain, "hpet").is_some_and(|t| switch(attr(t, "present")) == Some(false));
+    if hpet_off && g.has("machine-hpet") {
+        m.push_str(",hpet=off");
+    }
+    let acpi = feature(domain, "acpi").unwrap_or(false);
+    if x86_pc && !acpi && !g.has("no-acpi") {
+        m.push_str(",acpi=off");
+    }
+    g.a.opt("-machine", m);
+
+    let mut accel = Opts::new(g.ctx.accel.name());
+    if g.ctx.accel == Accel::Tcg
+        && let Some(tb) = domain
+            .child("features")
+            .and_then(|f| f.child("tcg"))
+            .and_then(|t| t.child("tb-cache"))
+    {
+        let mib = virtkit_core::domain::units::element_kib(tb)
+            .map_err(|e| invalid(p.named("features").named("tcg"), e))?
+            / 1024;
+        accel = accel.kv("tb-size", mib);
+    }
+    g.a.opt("-accel", accel.finish());
+    Ok(())
+}
+
+/// `-uuid`, `-display none` for a guest without graphics, and the flags
+/// that keep QEMU from adding devices of its own.
+pub(crate) fn emit_identity(g: &mut Gen<'_>, p: &XPath) -> Result<()> {
+    if let Some(u) = g.domain.child("uuid") {
+        g.a.opt("-uuid", u.text().trim().to_string());
+    }
+    if let Some(genid) = g.domain.child("genid") {
+        let guid = genid.text().trim().to_string();
+        if guid.is_empty() {
+            return Err(unsupported(
+                p.named("genid"),
+                "a generated VM generation ID",
+            ));
+        }
+        g.require(
+            "vmgenid",
+            "this QEMU does not support the 'genid' capability",
+        )?;
+        g.device(
+            &super::Props::new()
+                .set("driver", "vmgenid")
+                .set("guid", guid)
+                .set("id", "vmgenid0"),
+        );
+    }
+    if g.devices.child("graphics").is_none() {
+        g.a.opt("-display", "none");
+    }
+    g.a.flag("-no-user-config");
+    g.a.flag("-nodefaults");
+    Ok(())
+}
+
+/// Unix time as libvirt formats `-rtc base=`: `YYYY-MM-DDTHH:MM:SS` (UTC).
+fn rtc_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// PM option names per chipset: (ACPI device, S3 property, S4 property).
+fn pm_device(chipset: Chipset) -> Option<&'static str> {
+    match chipset {
+        Chipset::I440fx => Some("PIIX4_PM"),
+        Chipset::Q35 => Some("ICH9-LPC"),
+        Chipset::Other => None,
+    }
+}
+
+/// Monitor, real-time clock, reboot/shutdown behaviour, ACPI and the
+/// suspend states.
+pub(crate) fn emit_monitor_clock_pm(g: &mut Gen<'_>, p: &XPath) -> Result<()> {
+    let domain = g.domain;
+    g.a.opt(
         "-chardev",
         format!(
             "socket,id=charmonitor,fd={},server=on,wait=off",
-            ctx.monitor_fd
+            g.ctx.monitor_fd
         ),
     );
-    a.opt("-mon", "chardev=charmonitor,id=monitor,mode=control");
+    g.a.opt("-mon", "chardev=charmonitor,id=monitor,mode=control");
 
-    // Clock.
+    let cp = p.named("clock");
     let clock = domain.child("clock");
     let offset = clock
         .and_then(|c| attr(c, "offset"))
         .unwrap_or_else(|| "utc".into());
-    let base = match offset.as_str() {
-        "utc" => "utc".to_string(),
-        "localtime" => "localtime".to_string(),
+    let mut rtc = match offset.as_str() {
+        "utc" => "base=utc".to_string(),
+        "localtime" => "base=localtime".to_string(),
+        "absolute" => {
+            let start: i64 = clock
+                .and_then(|c| attr(c, "start"))
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| {
+                    invalid(cp.attr("start"), "an absolute clock needs start=SECONDS")
+                })?;
+            format!("base={}", rtc_date(start))
+        }
         other => {
             return Err(unsupported(
-                p.named("clock").attr("offset"),
+                cp.attr("offset"),
                 format!("clock offset '{other}'"),
             ));
         }
     };
-    a.opt("-rtc", format!("base={base}"));
-    a.flag("-no-shutdown");
+    for t in clock.into_iter().flat_map(|c| c.children_named("timer")) {
+        let name = attr(t, "name").unwrap_or_default();
+        let tp = cp.named("timer");
+        match name.as_str() {
+            "rtc" => {
+                if let Some(track) = attr(t, "track") {
+                    let clock = match track.as_str() {
+                        "guest" => "vm",
+                        "wall" => "rt",
+                        "host" => "host",
+                        other => {
+                            return Err(unsupported(
+                                tp.attr("track"),
+                                format!("RTC track '{other}'"),
+                            ));
+                        }
+                    };
+                    rtc.push_str(&format!(",clock={clock}"));
+                }
+                match attr(t, "tickpolicy").as_deref() {
+                    None | Some("delay") => {}
+                    Some("catchup") => rtc.push_str(",driftfix=slew"),
+                    Some(other) => {
+                        return Err(unsupported(
+                            tp.attr("tickpolicy"),
+                            format!("RTC tick policy '{other}'"),
+                        ));
+                    }
+                }
+            }
+            "pit" | "hpet" => {}
+            other => return Err(unsupported(tp.attr("name"), format!("timer '{other}'"))),
+        }
+    }
+    g.a.opt("-rtc", rtc);
+    if let Some(pit) = timer(domain, "pit") {
+        match attr(pit, "tickpolicy").as_deref() {
+            None => {}
+            Some("delay") => g.a.opt("-global", "kvm-pit.lost_tick_policy=delay"),
+            Some("discard") => g.a.opt("-global", "kvm-pit.lost_tick_policy=discard"),
+            Some(other) => {
+                return Err(unsupported(
+                    cp.named("timer").attr("tickpolicy"),
+                    format!("PIT tick policy '{other}'"),
+                ));
+            }
+        }
+    }
+    let hpet_off = timer(domain, "hpet").is_some_and(|t| switch(attr(t, "present")) == Some(false));
+    if hpet_off && !g.has("machine-hpet") {
+        g.a.flag("-no-hpet");
+    }
 
-    emit_boot(a, domain, p)?;
+    let action = |name: &str, default: &str| {
+        domain
+            .child(name)
+            .map(|e| e.text().trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| default.to_string())
+    };
+    // When every lifecycle event destroys the domain, QEMU may simply exit
+    // on reboot, and nothing needs it kept alive after shutdown. Binaries
+    // with QMP `set-action` get that at start instead (libvirt's choice),
+    // so the flag is only for older ones.
+    let crash = action("on_crash", "destroy");
+    if !g.has("set-action")
+        && action("on_reboot", "restart") == "destroy"
+        && action("on_poweroff", "destroy") == "destroy"
+        && (crash == "destroy" || crash == "coredump-destroy")
+    {
+        g.a.flag("-no-reboot");
+    } else {
+        g.a.flag("-no-shutdown");
+    }
+    let acpi = feature(domain, "acpi").unwrap_or(false);
+    if g.chipset != Chipset::Other && !acpi && g.has("no-acpi") {
+        g.a.flag("-no-acpi");
+    }
+    if let Some(pm) = domain.child("pm") {
+        let dev = pm_device(g.chipset)
+            .ok_or_else(|| unsupported(p.named("pm"), "suspend settings on this machine"))?;
+        let prefix = if g.chipset == Chipset::Q35 {
+            "ich9-"
+        } else {
+            ""
+        };
+        for (el, state, prop) in [
+            ("suspend-to-mem", "S3", "disable_s3"),
+            ("suspend-to-disk", "S4", "disable_s4"),
+        ] {
+            if let Some(v) = pm.child(el).and_then(|e| switch(attr(e, "enabled"))) {
+                g.require(
+                    &format!("{prefix}disable-{}", state.to_lowercase()),
+                    format!("setting ACPI {state} not supported"),
+                )?;
+                g.a.opt("-global", format!("{dev}.{prop}={}", if v { 0 } else { 1 }));
+            }
+        }
+    }
     Ok(())
 }
 
-fn emit_cpu(a: &mut Args, domain: &Element, ctx: &Context<'_>, p: &XPath) -> Result<()> {
-    let arch = domain
-        .child("os")
-        .and_then(|o| o.child("type"))
-        .and_then(|t| attr(t, "arch"))
-        .unwrap_or_else(|| "x86_64".into());
-    let default_model = if arch == "i686" { "qemu32" } else { "qemu64" };
-    let cpu = domain.child("cpu");
-    let mode = cpu
-        .and_then(|c| attr(c, "mode"))
-        .unwrap_or_else(|| "custom".into());
-    let mut spec = match mode.as_str() {
-        "host-passthrough" => {
-            if ctx.accel != Accel::Kvm {
-                return Err(Error::new(
-                    ErrorKind::ConfigUnsupported,
-                    "CPU mode 'host-passthrough' needs KVM (<domain type='kvm'>); use a named model with TCG",
-                ));
-            }
-            "host".to_string()
-        }
-        "maximum" => "max".to_string(),
-        "host-model" => {
+/// Chipset-wide settings of PCI controllers (`-global`), after `-boot`.
+pub(crate) fn emit_global_controller_settings(g: &mut Gen<'_>) -> Result<()> {
+    let root = g.devices.children_named("controller").find(|c| {
+        attr(c, "type").as_deref() == Some("pci") && attr(c, "model").as_deref() == Some("pci-root")
+    });
+    if let Some(hotplug) = root
+        .and_then(|r| r.child("target"))
+        .and_then(|t| switch(attr(t, "hotplug")))
+    {
+        if g.chipset != Chipset::I440fx {
             return Err(unsupported(
-                p.named("cpu").attr("mode"),
-                "CPU mode 'host-model'",
+                g.dp.named("controller").named("target"),
+                "hotplug settings of this PCI root",
             ));
         }
-        _ => {
-            let model = cpu
-                .and_then(|c| c.child("model"))
-                .map(|m| m.text().trim().to_string())
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| default_model.to_string());
-            if !ctx.caps.cpu_models.is_empty()
-                && !ctx.caps.cpu_models.iter().any(|c| c.name == model)
-                && model != default_model
-            {
-                return Err(Error::new(
-                    ErrorKind::ConfigUnsupported,
-                    format!(
-                        "CPU model '{model}' is not known to {}",
-                        ctx.caps.binary.display()
-                    ),
-                ));
-            }
-            comma(&model)
-        }
-    };
-    if let Some(c) = cpu {
-        for f in c.children_named("feature") {
-            let name = attr(f, "name").unwrap_or_default();
-            let sign = match attr(f, "policy").as_deref() {
-                Some("disable") | Some("forbid") => "-",
-                _ => "+",
-            };
-            spec.push_str(&format!(",{sign}{}", comma(&name)));
-        }
+        g.require(
+            "piix4.acpi-root-pci-hotplug",
+            "setting the 'hotplug' property on a 'pci-root' device is not supported by this QEMU binary",
+        )?;
+        g.a.opt(
+            "-global",
+            format!(
+                "PIIX4_PM.acpi-root-pci-hotplug={}",
+                if hotplug { "on" } else { "off" }
+            ),
+        );
     }
-    a.opt("-cpu", spec);
     Ok(())
 }
 
-fn emit_boot(a: &mut Args, domain: &Element, p: &XPath) -> Result<()> {
-    let os = domain.child("os");
-    let mut boot = String::new();
-    // Boot order itself is expressed with bootindex on the devices.
-    if let Some(menu) = os.and_then(|o| o.child("bootmenu"))
-        && attr(menu, "enable").as_deref() == Some("yes")
-    {
-        boot.push_str("menu=on,");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtc_dates_are_utc_civil_dates() {
+        assert_eq!(rtc_date(1_234_567_890), "2009-02-13T23:31:30");
+        assert_eq!(rtc_date(253_402_300_799), "9999-12-31T23:59:59");
+        assert_eq!(rtc_date(0), "1970-01-01T00:00:00");
     }
-    boot.push_str("strict=on");
-    a.opt("-boot", boot);
-    for (el, flag) in [
-        ("kernel", "-kernel"),
-        ("initrd", "-initrd"),
-        ("cmdline", "-append"),
-    ] {
-        if let Some(v) = os.and_then(|o| o.child(el)) {
-            let text = v.text();
-            if el != "cmdline" && text.trim().is_empty() {
-                return Err(Error::new(
-                    ErrorKind::XmlError,
-                    format!("<{el}> is empty ({})", p.named("os").named(el)),
-                ));
-            }
-            a.opt(flag, text.trim().to_string());
-        }
-    }
-    Ok(())
 }

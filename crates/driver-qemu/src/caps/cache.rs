@@ -14,7 +14,8 @@ use super::QemuCaps;
 use super::probe::probe;
 
 /// Bumped whenever what is cached changes meaning.
-const FORMAT: u32 = 1;
+/// 2: libvirt-named flags for option syntaxes and properties (`probe::VERSION_FLAGS`).
+const FORMAT: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Clone)]
 struct Key {

@@ -13,6 +13,32 @@ use crate::qmp::{Qmp, QmpError};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// libvirt-named capability flags the command-line builder consults, with
+/// the QEMU version that brought each (major*1,000,000 + minor*1,000 +
+/// micro). They are properties or option syntaxes that QMP does not list
+/// cheaply, and every QEMU of at least that version has them.
+const VERSION_FLAGS: &[(&str, u64)] = &[
+    // -object, -device and -netdev take JSON.
+    ("object.qapified", 6_000_000),
+    ("device.json+hotplug", 7_000_000),
+    ("netdev.json", 7_100_000),
+    // Machine and device properties.
+    ("machine-hpet", 7_000_000),
+    ("smp-dies", 4_100_000),
+    ("piix4.acpi-root-pci-hotplug", 5_200_000),
+    ("virtio-balloon.free-page-reporting", 5_100_000),
+    ("virtio-blk-pci.scsi.default.disabled", 5_000_000),
+    ("cpu.migratable", 2_120_000),
+    ("disable-s3", 1_500_000),
+    ("disable-s4", 1_500_000),
+    ("ich9-disable-s3", 1_500_000),
+    ("ich9-disable-s4", 1_500_000),
+];
+
+/// Flags for options a QEMU had until the version given; `-no-acpi` went
+/// away in 9.0 (ACPI is then switched off with the machine's `acpi=off`).
+const REMOVED_FLAGS: &[(&str, u64)] = &[("no-acpi", 9_000_000)];
+
 fn qmp_err(binary: &Path, e: QmpError) -> Error {
     Error::new(
         ErrorKind::OperationFailed,
@@ -87,6 +113,13 @@ async fn ask(binary: &Path, sock: &Path) -> Result<QemuCaps> {
         .await
         .unwrap_or(Value::Null);
     let commands = q("query-commands", None).await?;
+    // `-sandbox` exists only in builds with seccomp.
+    let sandbox = q(
+        "query-command-line-options",
+        Some(json!({"option": "sandbox"})),
+    )
+    .await
+    .is_ok_and(|v| v.as_array().is_some_and(|a| !a.is_empty()));
 
     let mut caps = QemuCaps {
         binary: binary.to_path_buf(),
@@ -113,14 +146,21 @@ async fn ask(binary: &Path, sock: &Path) -> Result<QemuCaps> {
         }
     }
     // Features every QEMU virtkit supports has; named as libvirt names them.
-    for f in [
-        "blockdev",
-        "device-json",
-        "object-json",
-        "netdev-json",
-        "kvm",
-    ] {
+    for f in ["blockdev", "kvm", "tcg"] {
         caps.flags.insert(f.to_string());
+    }
+    for (flag, since) in VERSION_FLAGS {
+        if caps.version >= *since {
+            caps.flags.insert(flag.to_string());
+        }
+    }
+    for (flag, until) in REMOVED_FLAGS {
+        if caps.version < *until {
+            caps.flags.insert(flag.to_string());
+        }
+    }
+    if sandbox {
+        caps.flags.insert("seccomp-sandbox".to_string());
     }
     let accels: &[&str] = if caps.kvm { &["kvm", "tcg"] } else { &["tcg"] };
     for m in machines.as_array().into_iter().flatten() {

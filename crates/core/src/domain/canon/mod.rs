@@ -9,7 +9,8 @@
 //! 2. value normalisation (units to KiB, bitmaps, numbers as libvirt prints
 //!    them) and libvirt's driver-independent post-parse defaults, one module
 //!    per element family;
-//! 3. the driver's own defaults ([`DomainProfile::post_parse`]);
+//! 3. the driver's own defaults: [`DomainProfile::add_default_devices`]
+//!    before the generic device passes, [`DomainProfile::post_parse`] after;
 //! 4. ordering of children and attributes ([`order`], from a table learned
 //!    from libvirt's output);
 //! 5. writing in libvirt's layout ([`write`]).
@@ -83,6 +84,7 @@ pub fn normalised(doc: &Document, profile: &dyn DomainProfile, opts: &FormatOpti
     cputune::normalise(&mut root);
     resctrl::normalise(&mut root);
     os::normalise(&mut root, &ctx);
+    profile.add_default_devices(&mut root);
     devices::normalise(&mut root, &ctx);
     domain::apply_defaults(&mut root);
     profile.post_parse(&mut root);
