@@ -129,13 +129,31 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cfg, activated)) {
+    match rt.block_on(run(cfg, activated, root.is_some())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The system URIs whose drivers start with the daemon (autostart runs,
+/// guests are supervised before any client connects), as libvirtd starts its
+/// drivers: only for the system daemon (root, no `--root`), since a
+/// `--root` daemon must not touch the host's system directories.
+fn startup_uris(private_root: bool) -> Vec<&'static str> {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if private_root || !is_root {
+        return Vec::new();
+    }
+    let d = virtkit::compiled_drivers();
+    [("network", "network:///system"), ("qemu", "qemu:///system")]
+        .into_iter()
+        .filter(|(drv, _)| d.contains(drv))
+        .map(|(_, uri)| uri)
+        .collect()
 }
 
 /// The URI used when a client sends none: the first local driver compiled in.
@@ -166,7 +184,11 @@ fn bind_unix(path: &Path, perms: u32) -> Result<UnixListener, String> {
     Ok(l)
 }
 
-async fn run(cfg: Config, activated: Vec<activation::Activated>) -> Result<(), String> {
+async fn run(
+    cfg: Config,
+    activated: Vec<activation::Activated>,
+    private_root: bool,
+) -> Result<(), String> {
     let _pid = pidfile::PidFile::acquire(&cfg.pid_file).map_err(|e| e.to_string())?;
     let authorizer: Option<Arc<dyn Authorizer>> = match cfg.auth_unix_rw {
         UnixAuth::Polkit => Some(Arc::new(polkit::PolkitAuthorizer)),
@@ -183,6 +205,18 @@ async fn run(cfg: Config, activated: Vec<activation::Activated>) -> Result<(), S
         },
         authorizer,
     );
+    for uri in startup_uris(private_root) {
+        match virtkit::Uri::parse(uri) {
+            Ok(u) => match virtkit::registry::open(&u, virtkit::OpenFlags::empty()).await {
+                Ok(conn) => {
+                    server.retain(uri, &conn);
+                    info!(uri, "driver started");
+                }
+                Err(e) => warn!(uri, "driver not started: {e}"),
+            },
+            Err(e) => warn!(uri, "{e}"),
+        }
+    }
 
     let mut tasks = Vec::new();
     let mut sockets = Vec::new();

@@ -99,6 +99,7 @@ handlers! {
             flags |= OpenFlags::READ_ONLY;
         }
         let conn = registry::open(&uri, flags).await?;
+        s.server.retain(&uri.to_string(), &conn);
         s.set_conn(Some(conn));
         Void
     }

@@ -52,6 +52,13 @@ pub struct ServerConfig {
     pub keepalive: Option<(Duration, u32)>,
     /// URI opened when a client sends no name (libvirt probes; we use this).
     pub default_uri: Option<String>,
+    /// Drivers whose state outlives the clients: the first connection to
+    /// each of their URIs is kept open for the server's lifetime, so a
+    /// driver's supervision (QEMU guests exiting, events, autostart) goes on
+    /// between clients, as libvirtd keeps its drivers initialised. Drivers
+    /// not listed (the test driver) lose their state with the last client,
+    /// as in libvirt.
+    pub retain_drivers: Vec<&'static str>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +73,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(30),
             keepalive: Some((Duration::from_secs(5), 5)),
             default_uri: None,
+            retain_drivers: vec!["qemu", "lxc", "network"],
         }
     }
 }
@@ -124,7 +132,13 @@ pub struct Server {
     authorizer: Option<Arc<dyn Authorizer>>,
     slots: Arc<Semaphore>,
     served: AtomicUsize,
+    /// Connections kept for [`ServerConfig::retain_drivers`], by URI.
+    retained: std::sync::Mutex<Vec<(String, Arc<dyn virtkit_core::driver::Connection>)>>,
 }
+
+/// Most URIs whose driver state one server keeps alive; beyond, further
+/// URIs behave as unlisted drivers (state lives while clients use it).
+const MAX_RETAINED: usize = 64;
 
 impl Server {
     /// A server with limits.
@@ -134,7 +148,21 @@ impl Server {
             config,
             authorizer,
             served: AtomicUsize::new(0),
+            retained: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Keeps `conn` (just opened for `uri`) alive for the server's lifetime
+    /// if its driver is in [`ServerConfig::retain_drivers`] and no
+    /// connection to the same URI is kept yet.
+    pub fn retain(&self, uri: &str, conn: &Arc<dyn virtkit_core::driver::Connection>) {
+        if !self.config.retain_drivers.contains(&conn.driver()) {
+            return;
+        }
+        let mut kept = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < MAX_RETAINED && !kept.iter().any(|(u, _)| u == uri) {
+            kept.push((uri.to_string(), conn.clone()));
+        }
     }
 
     /// The limits.
