@@ -90,6 +90,38 @@ pub(crate) async fn prepare(
     }
 }
 
+/// Claims again, for a guest found running by a new process, the ports its
+/// `<interface type='network'>` devices hold, so that the network driver
+/// knows them (duplicate MACs are refused, the ports are released when the
+/// guest stops). A port that cannot be claimed (the network was stopped
+/// meanwhile) is logged and skipped: the guest keeps running.
+pub(crate) async fn reclaim_ports(
+    svc: &Service,
+    domain: &Element,
+    name: &str,
+) -> Vec<virtkit_network::NetworkPort> {
+    let mut ports = Vec::new();
+    let Some(devices) = domain.child("devices") else {
+        return ports;
+    };
+    for iface in devices.children_named("interface") {
+        if iface.attr("type").as_deref() != Some("network") {
+            continue;
+        }
+        let claimed = match virtkit_network::PortRequest::from_interface(iface) {
+            Ok(req) => svc.allocate_port(&req).await,
+            Err(e) => Err(e),
+        };
+        match claimed {
+            Ok(p) => ports.push(p),
+            Err(e) => {
+                tracing::warn!(domain = name, error = %e, "cannot claim the guest's network port again")
+            }
+        }
+    }
+    ports
+}
+
 /// Gives the guest's network ports back.
 pub(crate) fn release_ports(svc: &Service, nics: &[PreparedNic]) {
     for p in nics.iter().filter_map(|n| n.port.as_ref()) {

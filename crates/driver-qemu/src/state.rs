@@ -304,6 +304,12 @@ impl QemuState {
             match QemuProcess::attach(status.pid, status.start_time) {
                 Some(process) => match Qmp::connect(&status.monitor, MONITOR_DEADLINE).await {
                     Ok((qmp, _)) => {
+                        let ports = match &self.networks {
+                            Some(svc) => {
+                                crate::net::reclaim_ports(svc, live_def.root(), &dom.name).await
+                            }
+                            None => Vec::new(),
+                        };
                         let live = Arc::new(Live {
                             id: status.id,
                             process,
@@ -311,7 +317,7 @@ impl QemuState {
                             run_dir,
                             live_def,
                             taps: status.taps.clone(),
-                            ports: Vec::new(),
+                            ports,
                         });
                         {
                             let mut i = dom.lock();

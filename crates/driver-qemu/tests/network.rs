@@ -188,7 +188,43 @@ fn guest_on_a_virtkit_nat_network_gets_a_lease_and_pings_the_gateway() {
             .unwrap_err();
         assert!(dup.to_string().contains("already plugged"), "{dup}");
 
+        // A new instance (as a new process would) re-attaches to the guest
+        // and claims its port again: the duplicate is still refused, and
+        // the port is given back when the guest stops.
+        drop((dom, net));
+        let _ = nets;
+        drop(conn);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let conn = env.connect().await;
+        let nets = conn.networks().unwrap();
+        let net = nets.lookup_by_name("nat1").await.unwrap();
+        let dom = conn.lookup_domain("nat-guest").await.unwrap();
+        assert_eq!(
+            dom.state().await.unwrap().0,
+            virtkit_core::DomainState::Running
+        );
+        let dup = conn
+            .create_domain(
+                &env.guest_xml("dup", &[&nic]).replace(
+                    "<name>dup</name>",
+                    "<name>dup</name><uuid>11111111-0000-0000-0000-000000000001</uuid>",
+                ),
+                CreateFlags::empty(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            dup.to_string().contains("already plugged"),
+            "after re-attach: {dup}"
+        );
+
         dom.destroy().await.unwrap();
+        // The port was released: the same MAC can be plugged in again.
+        let again = conn
+            .create_domain(&env.guest_xml("again", &[&nic]), CreateFlags::empty())
+            .await
+            .expect("the MAC is free once its guest stopped");
+        again.destroy().await.unwrap();
         nets.destroy(&net).await.unwrap();
         assert!(
             !nd.exists(&bridge).await.unwrap(),
