@@ -241,7 +241,7 @@ impl DomainOps for QemuConnection {
 
     async fn define_xml(&self, xml: &str, _flags: DefineFlags) -> Result<DomainRef> {
         self.writable("virDomainDefineXML")?;
-        self.state.define(DomainDef::parse(xml)?)
+        self.state.define(DomainDef::parse(xml)?).await
     }
 
     async fn create_xml(&self, xml: &str, flags: CreateFlags) -> Result<DomainRef> {

@@ -521,7 +521,7 @@ impl QemuState {
         Ok(None)
     }
 
-    fn check_def(&self, def: &DomainDef) -> Result<()> {
+    async fn check_def(&self, def: &DomainDef) -> Result<()> {
         let ty = def.domain_type();
         if ty != "qemu" && ty != "kvm" {
             return Err(Error::new(
@@ -540,10 +540,27 @@ impl QemuState {
                 ),
             ));
         }
-        // Anything argv cannot express is reported now, not at start.
-        let caps = placeholder_caps();
+        // Anything argv cannot express, or the emulator lacks, is reported
+        // now, not at start: with the emulator's capabilities (probed once,
+        // then cached), as libvirt checks definitions against its
+        // capabilities.
         let domain = def.normalised(&QemuProfile);
-        let ctx = argv_context(&caps, Accel::Tcg, Path::new("/nonexistent"), &domain);
+        let binary = emulator_of(&domain)?;
+        let caps = self.caps.get(&binary).await.map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "cannot use emulator '{}' (/domain/devices/emulator): {e}",
+                    binary.display()
+                ),
+            )
+        })?;
+        let accel = if def.domain_type() == "kvm" {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        };
+        let ctx = argv_context(&caps, accel, Path::new("/nonexistent"), &domain);
         argv::build(&domain, &ctx).map(|_| ())
     }
 
@@ -553,9 +570,9 @@ impl QemuState {
             .map_err(|e| Error::system(format_args!("cannot write {}", path.display()), &e))
     }
 
-    pub fn define(&self, mut def: DomainDef) -> Result<DomainRef> {
+    pub async fn define(&self, mut def: DomainDef) -> Result<DomainRef> {
         def.assign_generated(&QemuProfile);
-        self.check_def(&def)?;
+        self.check_def(&def).await?;
         match self.place(&def)? {
             Some(dom) => {
                 self.save_def(&def)?;
@@ -653,7 +670,7 @@ impl QemuState {
         flags: CreateFlags,
     ) -> Result<DomainRef> {
         def.assign_generated(&QemuProfile);
-        self.check_def(&def)?;
+        self.check_def(&def).await?;
         if let Some(d) = self.place(&def)? {
             let active = d.lock().live.is_some();
             return Err(if active {
@@ -733,21 +750,7 @@ impl QemuState {
             _ => Accel::Tcg,
         };
         let domain = def.normalised(&QemuProfile);
-        let binary = match domain
-            .child("devices")
-            .and_then(|d| d.child("emulator"))
-            .map(|e| PathBuf::from(e.text().trim()))
-        {
-            Some(b) => b,
-            None => caps::default_emulator(
-                &domain
-                    .child("os")
-                    .and_then(|o| o.child("type"))
-                    .and_then(|t| t.attr("arch"))
-                    .map(|a| a.into_owned())
-                    .unwrap_or_else(|| "x86_64".into()),
-            )?,
-        };
+        let binary = emulator_of(&domain)?;
         let caps = self.caps.get(&binary).await?;
         let id = {
             let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
@@ -1295,18 +1298,23 @@ fn matches_flags(i: &DomInner, flags: ListFlags) -> bool {
     !f(ListFlags::HAS_SNAPSHOT) && !f(ListFlags::MANAGEDSAVE)
 }
 
-/// Capabilities good enough to check that a definition can be expressed
-/// (the real binary is probed at start).
-fn placeholder_caps() -> QemuCaps {
-    QemuCaps {
-        binary: "/usr/bin/qemu-system-x86_64".into(),
-        version: 10_000_000,
-        package: String::new(),
-        arch: "x86_64".into(),
-        flags: Default::default(),
-        machines: Vec::new(),
-        cpu_models: Vec::new(),
-        kvm: true,
+/// The emulator a (normalised) domain runs: `<emulator>`, else the
+/// default binary for its architecture.
+fn emulator_of(domain: &virtkit_core::xml::Element) -> Result<PathBuf> {
+    match domain
+        .child("devices")
+        .and_then(|d| d.child("emulator"))
+        .map(|e| PathBuf::from(e.text().trim()))
+    {
+        Some(b) => Ok(b),
+        None => caps::default_emulator(
+            &domain
+                .child("os")
+                .and_then(|o| o.child("type"))
+                .and_then(|t| t.attr("arch"))
+                .map(|a| a.into_owned())
+                .unwrap_or_else(|| "x86_64".into()),
+        ),
     }
 }
 
