@@ -1,7 +1,12 @@
-//! A real QEMU guest managed by virsh through virtkitd: define, start, the
-//! guest's marker on its serial port, ACPI shutdown, restart, then the daemon
-//! is stopped (the guest keeps running), a second daemon re-attaches to it,
-//! and destroy leaves no QEMU behind.
+//! A real QEMU guest on a virtkit NAT network, managed by virsh through
+//! virtkitd: network and guest defined and started, the guest's DHCP lease
+//! and ping, ACPI shutdown, restart; the daemon is stopped with SIGTERM and
+//! later killed with SIGKILL, and each new daemon finds the running guest and
+//! the active network again; destroy leaves no QEMU or dnsmasq behind.
+//!
+//! The daemons run in a network namespace this test creates (named
+//! `vkd-qemu-PID`), so the bridge, taps, nftables table and dnsmasq exist only
+//! there; virsh reaches the daemon through its unix socket.
 
 mod common;
 
@@ -10,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, TempDir, have, run, skip};
+use std::process::Stdio;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -58,7 +64,57 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn qemu_pids_under(root: &Path) -> Vec<u32> {
+/// A named network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Option<Netns> {
+        let name = format!("vkd-qemu-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        let ns = Netns(name);
+        ok.then(|| {
+            let _ = Command::new("ip")
+                .args(["-n", &ns.0, "link", "set", "lo", "up"])
+                .status();
+            ns
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// virtkitd with its own `--root`, in `ns`, with `env`. `ip netns exec`
+/// execs the daemon, so the child's PID is the daemon's.
+fn start_daemon(ns: &Netns, env: &[(String, String)]) -> Daemon {
+    let root = TempDir::new("root");
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_virtkitd"),
+            "--root",
+        ])
+        .arg(root.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(root.path().join("virtkitd.log")).unwrap())
+        .spawn()
+        .expect("virtkitd starts");
+    let d = Daemon { child, root };
+    common::wait_listening(&d.sock(), "virtkitd's socket");
+    d
+}
+
+fn pids_of_under(prog: &str, root: &Path) -> Vec<u32> {
     let root = root.to_string_lossy().into_owned();
     std::fs::read_dir("/proc")
         .unwrap()
@@ -67,24 +123,49 @@ fn qemu_pids_under(root: &Path) -> Vec<u32> {
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
                 let c = String::from_utf8_lossy(&c);
-                c.starts_with("/usr/bin/qemu-system") && c.contains(&root)
+                c.split('\0').next().is_some_and(|a| a.ends_with(prog)) && c.contains(&root)
             })
         })
         .collect()
 }
 
-#[test]
-fn virsh_runs_a_qemu_guest_through_virtkitd_and_a_new_daemon_reattaches() {
-    if !have("virsh") {
-        return skip("virsh is missing (scripts/install-test-deps base)");
+/// On drop (also when an assertion failed), ends the QEMU and dnsmasq
+/// processes that this test's daemons started under `root`, by PID.
+struct KillUnder(PathBuf);
+
+impl Drop for KillUnder {
+    fn drop(&mut self) {
+        for prog in ["qemu-system-x86_64", "dnsmasq"] {
+            for pid in pids_of_under(prog, &self.0) {
+                // SAFETY: kill(2) on a PID whose command line names this
+                // test's private root: a process this test caused to start.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
     }
-    if !have("qemu-system-x86_64") {
-        return skip("qemu-system-x86_64 is missing (scripts/install-test-deps qemu)");
+}
+
+const NETWORK: &str = "<network><name>nat1</name><forward mode='nat'/>\
+    <ip address='10.97.0.1' netmask='255.255.255.0'>\
+    <dhcp><range start='10.97.0.10' end='10.97.0.50'/></dhcp></ip></network>";
+
+#[test]
+fn virsh_runs_a_networked_qemu_guest_through_virtkitd_across_daemon_restarts() {
+    for tool in ["virsh", "qemu-system-x86_64", "dnsmasq", "nft", "ip"] {
+        if !have(tool) {
+            return skip(&format!(
+                "{tool} is missing (scripts/install-test-deps base qemu net)"
+            ));
+        }
     }
     let Some(guest) = test_guest() else {
         return skip("cannot build the test guest (scripts/build-test-guest)");
     };
+    let Some(ns) = Netns::new() else {
+        return skip("cannot create a network namespace (needs CAP_SYS_ADMIN)");
+    };
     let root = TempDir::new("qemu");
+    let _reaper = KillUnder(root.path().to_path_buf());
     let serial = root.path().join("vm1.serial");
     let xml = format!(
         "<domain type='qemu'>
@@ -99,6 +180,7 @@ fn virsh_runs_a_qemu_guest_through_virtkitd_and_a_new_daemon_reattaches() {
   </os>
   <features><acpi/></features>
   <devices>
+    <interface type='network'><mac address='52:54:00:cd:00:01'/><source network='nat1'/><model type='virtio'/></interface>
     <serial type='file'><source path='{}' append='on'/><target port='0'/></serial>
     <memballoon model='none'/>
   </devices>
@@ -110,6 +192,8 @@ fn virsh_runs_a_qemu_guest_through_virtkitd_and_a_new_daemon_reattaches() {
     );
     let xml_file = root.path().join("vm1.xml");
     std::fs::write(&xml_file, xml).unwrap();
+    let net_file = root.path().join("nat1.xml");
+    std::fs::write(&net_file, NETWORK).unwrap();
     let markers = |m: &str| {
         std::fs::read_to_string(&serial)
             .unwrap_or_default()
@@ -119,28 +203,34 @@ fn virsh_runs_a_qemu_guest_through_virtkitd_and_a_new_daemon_reattaches() {
     // libvirt's client refuses `embed` URIs over a transport, so the daemon
     // serves qemu:///session, whose directories come from its XDG variables:
     // all under this test's root.
-    let xdg: Vec<(String, String)> = ["CONFIG_HOME", "DATA_HOME", "CACHE_HOME", "RUNTIME_DIR"]
-        .iter()
-        .map(|v| {
-            let d = root.path().join(v.to_lowercase());
-            std::fs::create_dir_all(&d).unwrap();
-            (format!("XDG_{v}"), d.to_string_lossy().into_owned())
-        })
-        .collect();
-    let start_daemon = || {
-        let env: Vec<(&str, &str)> = xdg.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Daemon::start_with("", &env)
-    };
+    let xdg: Vec<(String, String)> = [
+        "CONFIG_HOME",
+        "DATA_HOME",
+        "CACHE_HOME",
+        "STATE_HOME",
+        "RUNTIME_DIR",
+    ]
+    .iter()
+    .map(|v| {
+        let d = root.path().join(v.to_lowercase());
+        std::fs::create_dir_all(&d).unwrap();
+        (format!("XDG_{v}"), d.to_string_lossy().into_owned())
+    })
+    .collect();
     let uri_for = |d: &Daemon| format!("qemu+unix:///session?socket={}", d.sock().display());
 
-    let mut daemon = start_daemon();
+    let mut daemon = start_daemon(&ns, &xdg);
     let uri = uri_for(&daemon);
-    assert_eq!(virsh_ok(&uri, &["uri"]), uri);
+    virsh_ok(&uri, &["net-define", net_file.to_str().unwrap()]);
+    virsh_ok(&uri, &["net-start", "nat1"]);
     virsh_ok(&uri, &["define", xml_file.to_str().unwrap()]);
     virsh_ok(&uri, &["start", "vm1"]);
     assert_eq!(virsh_ok(&uri, &["domstate", "vm1"]), "running");
-    wait_until("the guest's READY marker", Duration::from_secs(120), || {
-        markers("READY") >= 1
+    wait_until("the guest's DHCP lease", Duration::from_secs(120), || {
+        markers("VIRTKIT-DHCP-OK 10.97.0.") >= 1
+    });
+    wait_until("the guest's ping", Duration::from_secs(60), || {
+        markers("VIRTKIT-PING-OK") >= 1
     });
 
     // ACPI shutdown through the daemon ends in shut off, with its reason.
@@ -152,33 +242,55 @@ fn virsh_runs_a_qemu_guest_through_virtkitd_and_a_new_daemon_reattaches() {
         virsh_ok(&uri, &["domstate", "--reason", "vm1"]),
         "shut off (shutdown)"
     );
-    assert!(qemu_pids_under(root.path()).is_empty(), "QEMU has exited");
+    assert!(
+        pids_of_under("qemu-system-x86_64", root.path()).is_empty(),
+        "QEMU has exited"
+    );
 
-    // Start again; stopping the daemon leaves the guest running.
+    // Start again; stopping the daemon leaves guest and network running.
     virsh_ok(&uri, &["start", "vm1"]);
     wait_until("the second READY marker", Duration::from_secs(120), || {
         markers("READY") >= 2
     });
-    let pids = qemu_pids_under(root.path());
-    assert_eq!(pids.len(), 1, "one QEMU for vm1");
+    let qemu = pids_of_under("qemu-system-x86_64", root.path());
+    let dnsmasq = pids_of_under("dnsmasq", root.path());
+    assert_eq!((qemu.len(), dnsmasq.len()), (1, 1), "one QEMU, one dnsmasq");
     assert!(daemon.terminate(), "virtkitd exits cleanly on SIGTERM");
-    assert_eq!(
-        qemu_pids_under(root.path()),
-        pids,
-        "the guest outlives the daemon"
-    );
 
-    // A new daemon (new sockets) re-attaches and can control the guest.
-    let mut daemon2 = start_daemon();
+    // A new daemon (new sockets) finds both; then it is killed outright.
+    let mut daemon2 = start_daemon(&ns, &xdg);
     let uri2 = uri_for(&daemon2);
     assert_eq!(virsh_ok(&uri2, &["domstate", "vm1"]), "running");
-    let list = virsh_ok(&uri2, &["list"]);
+    assert!(
+        virsh_ok(&uri2, &["net-list"]).contains("nat1"),
+        "the network is active"
+    );
+    let _ = daemon2.child.kill(); // SIGKILL
+    let _ = daemon2.child.wait();
+    assert_eq!(pids_of_under("qemu-system-x86_64", root.path()), qemu);
+    assert_eq!(pids_of_under("dnsmasq", root.path()), dnsmasq);
+
+    // After SIGKILL, a third daemon still finds them, and can stop them.
+    let mut daemon3 = start_daemon(&ns, &xdg);
+    let uri3 = uri_for(&daemon3);
+    let list = virsh_ok(&uri3, &["list"]);
     assert!(list.contains("vm1") && list.contains("running"), "{list}");
-    virsh_ok(&uri2, &["destroy", "vm1"]);
-    assert_eq!(virsh_ok(&uri2, &["domstate", "vm1"]), "shut off");
-    assert!(qemu_pids_under(root.path()).is_empty(), "no QEMU left");
-    virsh_ok(&uri2, &["undefine", "vm1"]);
-    let (ok, _, err) = virsh(&uri2, &["domstate", "vm1"]);
+    let nets = virsh_ok(&uri3, &["net-list"]);
+    assert!(nets.contains("nat1") && nets.contains("active"), "{nets}");
+    virsh_ok(&uri3, &["destroy", "vm1"]);
+    assert_eq!(virsh_ok(&uri3, &["domstate", "vm1"]), "shut off");
+    virsh_ok(&uri3, &["net-destroy", "nat1"]);
+    assert!(
+        pids_of_under("qemu-system-x86_64", root.path()).is_empty(),
+        "no QEMU left"
+    );
+    assert!(
+        pids_of_under("dnsmasq", root.path()).is_empty(),
+        "no dnsmasq left"
+    );
+    virsh_ok(&uri3, &["undefine", "vm1"]);
+    virsh_ok(&uri3, &["net-undefine", "nat1"]);
+    let (ok, _, err) = virsh(&uri3, &["domstate", "vm1"]);
     assert!(!ok && err.contains("vm1"), "{err}");
-    assert!(daemon2.terminate());
+    assert!(daemon3.terminate());
 }
