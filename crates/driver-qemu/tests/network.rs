@@ -109,6 +109,23 @@ fn bridged_guest_gets_a_lease_and_pings_the_gateway() {
     );
 }
 
+/// Starts a second guest with `nic` (and so its MAC): it must be refused.
+async fn start_duplicate(
+    conn: &virtkit_core::Connect,
+    env: &TestEnv,
+    nic: &str,
+) -> virtkit_core::Error {
+    conn.create_domain(
+        &env.guest_xml("dup", &[nic]).replace(
+            "<name>dup</name>",
+            "<name>dup</name><uuid>11111111-0000-0000-0000-000000000001</uuid>",
+        ),
+        CreateFlags::empty(),
+    )
+    .await
+    .unwrap_err()
+}
+
 fn which(name: &str) -> Option<std::path::PathBuf> {
     ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
         .iter()
@@ -176,16 +193,7 @@ fn guest_on_a_virtkit_nat_network_gets_a_lease_and_pings_the_gateway() {
 
         // A second guest with the same MAC on the same network is refused
         // before anything is created.
-        let dup = conn
-            .create_domain(
-                &env.guest_xml("dup", &[&nic]).replace(
-                    "<name>dup</name>",
-                    "<name>dup</name><uuid>11111111-0000-0000-0000-000000000001</uuid>",
-                ),
-                CreateFlags::empty(),
-            )
-            .await
-            .unwrap_err();
+        let dup = start_duplicate(&conn, &env, &nic).await;
         assert!(dup.to_string().contains("already plugged"), "{dup}");
 
         // A new instance (as a new process would) re-attaches to the guest
@@ -203,16 +211,7 @@ fn guest_on_a_virtkit_nat_network_gets_a_lease_and_pings_the_gateway() {
             dom.state().await.unwrap().0,
             virtkit_core::DomainState::Running
         );
-        let dup = conn
-            .create_domain(
-                &env.guest_xml("dup", &[&nic]).replace(
-                    "<name>dup</name>",
-                    "<name>dup</name><uuid>11111111-0000-0000-0000-000000000001</uuid>",
-                ),
-                CreateFlags::empty(),
-            )
-            .await
-            .unwrap_err();
+        let dup = start_duplicate(&conn, &env, &nic).await;
         assert!(
             dup.to_string().contains("already plugged"),
             "after re-attach: {dup}"
