@@ -323,6 +323,35 @@ async fn shutdown_with_a_deadline_agent_and_forced_fallback() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), virtkit_core::ErrorKind::AgentUnresponsive, "{e}");
+
+    // The same agent call again, in the background: it holds the domain's
+    // job lock while it waits for the silent agent. Queries answer at once
+    // meanwhile; another job waits its turn.
+    let bg = {
+        let conn = conn.clone();
+        let h = dom.handle().clone();
+        tokio::spawn(async move {
+            conn.domains()
+                .unwrap()
+                .shutdown(&h, ShutdownFlags::GUEST_AGENT)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(dom.state().await.unwrap().0, DomainState::Running);
+    assert!(dom.info().await.is_ok());
+    assert!(
+        !bg.is_finished(),
+        "queries answered while the agent job is still running"
+    );
+    dom.suspend().await.unwrap();
+    assert!(
+        bg.is_finished(),
+        "suspend ran only after the agent job released the domain"
+    );
+    assert!(bg.await.unwrap().is_err());
+    dom.resume().await.unwrap();
+
     // ...and agent,acpi falls back to the ACPI button.
     let out = dom
         .shutdown_within(
