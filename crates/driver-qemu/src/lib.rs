@@ -18,6 +18,7 @@
 mod agent;
 pub mod argv;
 pub mod caps;
+pub mod firmware;
 mod monitor;
 mod net;
 pub mod paths;
@@ -251,9 +252,9 @@ impl DomainOps for QemuConnection {
             .await
     }
 
-    async fn undefine(&self, dom: &DomainRef, _flags: UndefineFlags) -> Result<()> {
+    async fn undefine(&self, dom: &DomainRef, flags: UndefineFlags) -> Result<()> {
         self.writable("virDomainUndefine")?;
-        self.state.undefine(dom).await
+        self.state.undefine(dom, flags).await
     }
 
     async fn create(&self, dom: &DomainRef, flags: CreateFlags) -> Result<DomainRef> {

@@ -19,7 +19,8 @@ use virtkit_core::event::detail;
 use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
 use virtkit_core::{
     CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus, LifecycleEvent,
-    LifecycleKind, ListFlags, Result, StatsGroups, TypedParams, TypedValue, Uuid, XmlFlags, files,
+    LifecycleKind, ListFlags, Result, StatsGroups, TypedParams, TypedValue, UndefineFlags, Uuid,
+    XmlFlags, files,
 };
 
 use crate::argv::{self, Accel};
@@ -544,7 +545,7 @@ impl QemuState {
         // now, not at start: with the emulator's capabilities (probed once,
         // then cached), as libvirt checks definitions against its
         // capabilities.
-        let domain = def.normalised(&QemuProfile);
+        let mut domain = def.normalised(&QemuProfile);
         let binary = emulator_of(&domain)?;
         let caps = self.caps.get(&binary).await.map_err(|e| {
             Error::new(
@@ -560,8 +561,75 @@ impl QemuState {
         } else {
             Accel::Tcg
         };
+        // Firmware is chosen at start (descriptors may be installed later);
+        // here it is chosen if it can be, to check the rest of the line.
+        if self.fill_firmware(&mut domain, &caps, accel).is_err()
+            && let Some(os) = domain.child_mut("os")
+        {
+            os.remove_attr("firmware");
+        }
         let ctx = argv_context(&caps, accel, Path::new("/nonexistent"), &domain);
         argv::build(&domain, &ctx).map(|_| ())
+    }
+
+    /// The UEFI variable store of a definition: its `<nvram>`, or the one
+    /// firmware auto-selection gives it.
+    fn nvram_of(&self, def: &DomainDef) -> Option<PathBuf> {
+        let os = def.root().child("os")?;
+        if let Some(n) = os.child("nvram") {
+            let t = n.text();
+            let t = t.trim();
+            return (!t.is_empty()).then(|| PathBuf::from(t));
+        }
+        (os.attr("firmware").as_deref() == Some("efi")).then(|| {
+            self.layout
+                .state
+                .join("nvram")
+                .join(format!("{}_VARS.fd", def.name()))
+        })
+    }
+
+    /// Resolves `<os firmware='efi'|'bios'>` to images from the host's
+    /// firmware descriptors (the session driver also reads the user's),
+    /// with variable stores under the driver's state directory.
+    fn fill_firmware(
+        &self,
+        domain: &mut virtkit_core::xml::Element,
+        caps: &QemuCaps,
+        accel: Accel,
+    ) -> Result<()> {
+        if domain
+            .child("os")
+            .is_none_or(|o| o.attr("firmware").is_none())
+        {
+            return Ok(());
+        }
+        let user = (self.layout.uri == "qemu:///session")
+            .then(|| std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from))
+            .flatten()
+            .or_else(|| {
+                (self.layout.uri == "qemu:///session")
+                    .then(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+                    .flatten()
+            });
+        let dirs = crate::firmware::FirmwareDirs::host(user.as_deref());
+        let asked = domain
+            .child("os")
+            .and_then(|o| o.child("type"))
+            .and_then(|t| t.attr("machine"))
+            .map(|m| m.into_owned());
+        let machine = match &asked {
+            Some(m) => caps.machine(accel.name(), m).map(|m| m.name.clone()),
+            None => caps.default_machine(accel.name()).map(|m| m.name.clone()),
+        }
+        .or(asked)
+        .unwrap_or_default();
+        crate::firmware::fill(
+            domain,
+            &crate::firmware::load(&dirs),
+            &machine,
+            &self.layout.state.join("nvram"),
+        )
     }
 
     fn save_def(&self, def: &DomainDef) -> Result<()> {
@@ -601,15 +669,30 @@ impl QemuState {
         }
     }
 
-    pub async fn undefine(&self, d: &DomainRef) -> Result<()> {
+    pub async fn undefine(&self, d: &DomainRef, flags: UndefineFlags) -> Result<()> {
         let dom = self.get(d)?;
         let _job = dom.job().await?;
-        let (persistent, running) = {
+        let (persistent, running, nvram) = {
             let i = dom.lock();
-            (i.persistent, i.live.is_some())
+            (i.persistent, i.live.is_some(), self.nvram_of(&i.def))
         };
         if !persistent {
             return Err(Error::operation_invalid("cannot undefine transient domain"));
+        }
+        // A UEFI variable store is the guest's data: removed or kept only
+        // when asked, as libvirt does.
+        let nvram = nvram.filter(|p| p.exists());
+        if nvram.is_some() && !flags.intersects(UndefineFlags::NVRAM | UndefineFlags::KEEP_NVRAM) {
+            return Err(Error::operation_invalid(
+                "cannot undefine domain with nvram: use --nvram to remove it or --keep-nvram to keep it",
+            ));
+        }
+        if let Some(p) = &nvram
+            && flags.contains(UndefineFlags::NVRAM)
+            && !running
+        {
+            std::fs::remove_file(p)
+                .map_err(|e| Error::system(format_args!("cannot remove {}", p.display()), &e))?;
         }
         let path = self.layout.definition(&dom.name);
         match std::fs::remove_file(&path) {
@@ -749,9 +832,11 @@ impl QemuState {
             }
             _ => Accel::Tcg,
         };
-        let domain = def.normalised(&QemuProfile);
+        let mut domain = def.normalised(&QemuProfile);
         let binary = emulator_of(&domain)?;
         let caps = self.caps.get(&binary).await?;
+        self.fill_firmware(&mut domain, &caps, accel)?;
+        crate::firmware::prepare_nvram(&domain)?;
         let id = {
             let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
             let id = *n;
@@ -857,6 +942,8 @@ impl QemuState {
             },
         ))?;
         crate::net::record_targets(live_def.root_mut(), &nics);
+        // The running definition shows the firmware that was chosen.
+        self.fill_firmware(live_def.root_mut(), &caps, accel)?;
         // QEMU holds the taps now; virtkit's copies of the fds can go.
         let ports = nics.iter().filter_map(|n| n.port.clone()).collect();
         drop(nics);

@@ -43,6 +43,7 @@ use virtkit_core::domain::{DomainDef, FormatOptions};
 use virtkit_core::xml::Element;
 use virtkit_driver_qemu::argv::{self, Accel, Context, GraphicsPorts, Host, NetFds, SpiceHost};
 use virtkit_driver_qemu::caps::{Machine, QemuCaps};
+use virtkit_driver_qemu::firmware::{self, FirmwareDirs};
 use virtkit_driver_qemu::profile::QemuProfile;
 
 /// Share of the `args@latest` cases that must match exactly.
@@ -300,10 +301,42 @@ fn harness_context<'a>(domain: &Element, caps: &'a QemuCaps) -> Context<'a> {
     }
 }
 
+/// libvirt's harness resolves `<os firmware>` from the corpus's firmware
+/// descriptors, with variable stores in libvirt's system NVRAM directory.
+fn fill_firmware(domain: &mut Element, caps: &QemuCaps) -> Result<(), String> {
+    static DESCRIPTORS: std::sync::OnceLock<Vec<firmware::Descriptor>> = std::sync::OnceLock::new();
+    let descriptors = DESCRIPTORS.get_or_init(|| {
+        corpus_root()
+            .map(|r| firmware::load(&FirmwareDirs::under(&r.join("libvirt/qemufirmwaredata"))))
+            .unwrap_or_default()
+    });
+    let accel = match domain.attr("type").as_deref() {
+        Some("kvm") => Accel::Kvm,
+        _ => Accel::Tcg,
+    };
+    let asked = domain
+        .child("os")
+        .and_then(|o| o.child("type"))
+        .and_then(|t| t.attr("machine"))
+        .map(|m| m.into_owned())
+        .unwrap_or_default();
+    let machine = caps
+        .machine(accel.name(), &asked)
+        .map_or(asked.clone(), |m| m.name.clone());
+    firmware::fill(
+        domain,
+        descriptors,
+        &machine,
+        Path::new("/var/lib/libvirt/qemu/nvram"),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// Parses, normalises and builds; every failure is an error string.
 fn build_case(input: &[u8], source: &str, caps: &QemuCaps) -> Result<String, String> {
     let def = DomainDef::parse_named(input, source).map_err(|e| e.to_string())?;
-    let domain = def.normalised(&QemuProfile);
+    let mut domain = def.normalised(&QemuProfile);
+    fill_firmware(&mut domain, caps)?;
     let ctx = harness_context(&domain, caps);
     let cmd = argv::build_with(&domain, &ctx, &harness_host()).map_err(|e| e.to_string())?;
     Ok(cmd.to_golden_text())

@@ -378,3 +378,66 @@ async fn shutdown_with_a_deadline_agent_and_forced_fallback() {
     assert_eq!(dom.state().await.unwrap(), (DomainState::Shutoff, 2));
     env.assert_clean();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn efi_guest_boots_with_ovmf_and_keeps_its_variable_store() {
+    use virtkit_core::{UndefineFlags, XmlFlags};
+    use virtkit_driver_qemu::firmware::{self, FirmwareDirs};
+    let Some(env) = TestEnv::new("efi").await else {
+        return;
+    };
+    if !firmware::load(&FirmwareDirs::host(None))
+        .iter()
+        .any(|d| d.interfaces.iter().any(|i| i == "uefi"))
+    {
+        eprintln!(
+            "SKIPPED: no UEFI firmware descriptor (scripts/install-test-deps qemu installs ovmf)"
+        );
+        return;
+    }
+    let conn = env.connect().await;
+    // Secure boot off: the test kernel is not signed for the enrolled keys.
+    let xml = env.guest_xml("efi1", &[]).replace(
+        "<os>",
+        "<os firmware='efi'><firmware><feature enabled='no' name='secure-boot'/></firmware>",
+    );
+    let mut dom = conn.define_domain(&xml).await.unwrap();
+    dom.start(CreateFlags::empty()).await.unwrap();
+    env.wait_serial("efi1", "VIRTKIT-GUEST-READY", 1).await;
+
+    // The running definition names the image chosen and the variable store
+    // made from its template; the persistent one still says firmware='efi'.
+    let live = dom.xml(XmlFlags::empty()).await.unwrap();
+    assert!(
+        live.contains("type='pflash'") && live.contains("/OVMF"),
+        "{live}"
+    );
+    let nvram = env.root.join("lib/qemu/nvram/efi1_VARS.fd");
+    assert!(
+        live.contains(&*nvram.to_string_lossy()),
+        "nvram in the live XML: {live}"
+    );
+    let meta = std::fs::metadata(&nvram).expect("the variable store was created");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let inactive = dom.xml(XmlFlags::INACTIVE).await.unwrap();
+    assert!(
+        inactive.contains("firmware='efi'") && !inactive.contains("pflash"),
+        "{inactive}"
+    );
+
+    dom.destroy().await.unwrap();
+    // The store is the guest's data: undefine keeps or removes it only when told.
+    let ops = conn.domains().unwrap();
+    let e = ops
+        .undefine(dom.handle(), UndefineFlags::empty())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nvram"), "{e}");
+    assert!(conn.lookup_domain("efi1").await.is_ok(), "still defined");
+    ops.undefine(dom.handle(), UndefineFlags::NVRAM)
+        .await
+        .unwrap();
+    assert!(!nvram.exists(), "the variable store was removed");
+    env.assert_clean();
+}

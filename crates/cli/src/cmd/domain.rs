@@ -382,6 +382,12 @@ pub async fn undefine(ctx: &mut Ctx, call: &Call) -> CmdResult {
     if call.flag("managed-save") {
         flags |= UndefineFlags::MANAGED_SAVE;
     }
+    if call.flag("nvram") {
+        flags |= UndefineFlags::NVRAM;
+    }
+    if call.flag("keep-nvram") {
+        flags |= UndefineFlags::KEEP_NVRAM;
+    }
     let conn = ctx.conn().await?.clone();
     conn.domains()?
         .undefine(d.handle(), flags)

@@ -170,6 +170,8 @@ pub const COMMANDS: &[Cmd] = &[
         opts: &[
             DOMAIN,
             flag("managed-save", "also remove a managed-save image"),
+            flag("nvram", "also remove the UEFI variable store"),
+            flag("keep-nvram", "keep the UEFI variable store"),
         ],
     },
     Cmd {

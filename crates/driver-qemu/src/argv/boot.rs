@@ -11,6 +11,7 @@ use super::{Gen, attr, child_attr, invalid, switch, unsupported};
 /// `<os>` children this builder can express.
 const OS_SUPPORTED: &[&str] = &[
     "type", "boot", "bootmenu", "kernel", "initrd", "cmdline", "dtb", "bios", "loader", "nvram",
+    "firmware",
 ];
 
 pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath) -> Result<()> {

@@ -1,7 +1,9 @@
 //! Firmware given by path: a ROM image (`-bios`) or flash images
 //! (`-blockdev` nodes the machine's `pflash0`/`pflash1` point at), the
-//! second one holding the guest's UEFI variables. Firmware auto-selection
-//! and creating variable stores from templates are not expressed yet.
+//! second one holding the guest's UEFI variables. `<os firmware='efi'>`
+//! is resolved to such paths before the command line is built
+//! ([`crate::firmware::fill`]); a domain that still has none here was not
+//! resolved, which is an error.
 
 use virtkit_core::Result;
 use virtkit_core::xml::XPath;
@@ -14,8 +16,14 @@ fn flash_images(g: &Gen<'_>, p: &XPath) -> Result<Vec<(u32, String, bool)>> {
         return Ok(Vec::new());
     };
     let op = p.named("os");
-    if attr(os, "firmware").is_some() {
-        return Err(unsupported(op.attr("firmware"), "firmware auto-selection"));
+    let resolved = os
+        .child("loader")
+        .is_some_and(|l| !l.text().trim().is_empty());
+    if attr(os, "firmware").is_some() && !resolved {
+        return Err(unsupported(
+            op.attr("firmware"),
+            "firmware auto-selection without firmware descriptors",
+        ));
     }
     let Some(loader) = os.child("loader") else {
         if os.child("nvram").is_some() {
@@ -37,14 +45,24 @@ fn flash_images(g: &Gen<'_>, p: &XPath) -> Result<Vec<(u32, String, bool)>> {
     if attr(loader, "type").as_deref() != Some("pflash") {
         return Ok(Vec::new());
     }
-    if switch(attr(loader, "secure")) == Some(true) {
-        return Err(unsupported(lp.attr("secure"), "secure boot flash"));
-    }
     if attr(loader, "format").is_some_and(|f| f != "raw") {
         return Err(unsupported(
             lp.attr("format"),
             "firmware images that are not raw",
         ));
+    }
+    if switch(attr(loader, "secure")) == Some(true) {
+        let smm_on = g
+            .domain
+            .child("features")
+            .and_then(|f| f.child("smm"))
+            .is_some_and(|s| attr(s, "state").as_deref() != Some("off"));
+        if !smm_on {
+            return Err(invalid(
+                lp.attr("secure"),
+                "a secure boot loader needs SMM: add <smm state='on'/> to <features>",
+            ));
+        }
     }
     let readonly = switch(attr(loader, "readonly")).unwrap_or(false);
     let stateless = switch(attr(loader, "stateless")).unwrap_or(false);
@@ -99,12 +117,16 @@ pub(crate) fn emit_flash(g: &mut Gen<'_>, p: &XPath) -> Result<String> {
     Ok(machine_opts)
 }
 
-/// `-bios` for a ROM firmware image (after `-cpu`).
+/// `-bios` for a ROM firmware image, or the secure-flash switch of a
+/// secure flash loader (after `-cpu`).
 pub(crate) fn emit_rom(g: &mut Gen<'_>) {
-    let rom = g
-        .domain
-        .child("os")
-        .and_then(|o| o.child("loader"))
+    let loader = g.domain.child("os").and_then(|o| o.child("loader"));
+    if loader.is_some_and(|l| {
+        attr(l, "type").as_deref() == Some("pflash") && switch(attr(l, "secure")) == Some(true)
+    }) {
+        g.a.opt("-global", "driver=cfi.pflash01,property=secure,value=on");
+    }
+    let rom = loader
         .filter(|l| attr(l, "type").as_deref() != Some("pflash"))
         .map(|l| l.text().trim().to_string())
         .filter(|p| !p.is_empty());

@@ -47,6 +47,7 @@ impl DomainProfile for QemuProfile {
         if !is_hvm(domain) {
             return;
         }
+        enrolled_keys_imply_secure_boot(domain);
         let chipset = Chipset::of_domain(domain);
         defaults::cpu(domain, chipset);
         {
@@ -68,6 +69,25 @@ fn is_hvm(domain: &Element) -> bool {
         .child("os")
         .and_then(|o| o.child("type"))
         .is_some_and(|t| t.text().trim() == "hvm")
+}
+
+/// Enrolled keys only make sense with secure boot: asking for them asks
+/// for secure boot too (as libvirt's QEMU driver records it).
+fn enrolled_keys_imply_secure_boot(domain: &mut Element) {
+    let Some(fw) = domain.child_mut("os").and_then(|o| o.child_mut("firmware")) else {
+        return;
+    };
+    let enabled = |name: &str| {
+        fw.children_named("feature")
+            .find(|f| f.attr("name").as_deref() == Some(name))
+            .map(|f| f.attr("enabled").as_deref() == Some("yes"))
+    };
+    if enabled("enrolled-keys") == Some(true) && enabled("secure-boot").is_none() {
+        let mut f = Element::new("feature");
+        f.set_attr("enabled", "yes");
+        f.set_attr("name", "secure-boot");
+        fw.append_element(f);
+    }
 }
 
 #[cfg(test)]
