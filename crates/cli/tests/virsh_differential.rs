@@ -125,6 +125,18 @@ const CASES: &[&[&str]] = &[
     &[
         "net-update default add-first ip-dhcp-host \"<host mac='52:54:00:00:00:09' ip='192.168.122.9'/>\"; net-update default delete ip-dhcp-host \"<host mac='52:54:00:00:00:09'/>\"; net-dumpxml default",
     ],
+    &[
+        "net-update default add dns-txt \"<txt name='t1' value='v1'/>\"; net-update default add-first dns-txt \"<txt name='t0' value='v0'/>\"; net-update default add dns-txt \"<txt name='t1' value='v2'/>\"; net-update default delete dns-txt \"<txt name='t0'/>\"; net-update default modify dns-txt \"<txt name='t1' value='v3'/>\"; net-dumpxml default",
+    ],
+    &[
+        "net-update default add dns-srv \"<srv service='ldap' protocol='tcp' target='h.test' port='389'/>\"; net-update default add dns-srv \"<srv service='ldap' protocol='udp'/>\"; net-update default delete dns-srv \"<srv service='ldap'/>\"; net-update default delete dns-srv \"<srv service='ldap' protocol='udp'/>\"; net-dumpxml default",
+    ],
+    &[
+        "net-update default add portgroup \"<portgroup name='p1' default='yes'/>\"; net-update default add portgroup \"<portgroup name='p2' default='yes'/>\"; net-update default modify portgroup \"<portgroup name='p1'><vlan><tag id='7'/></vlan></portgroup>\"; net-update default delete portgroup \"<portgroup name='nope'/>\"; net-dumpxml default",
+    ],
+    &[
+        "net-update default add bridge \"<bridge name='x'/>\"; net-update default add forward-interface \"<interface dev='eth9'/>\"",
+    ],
     &["net-start default"],
     &["net-destroy default; net-destroy default"],
     &["net-undefine nosuch"],

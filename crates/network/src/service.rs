@@ -523,8 +523,14 @@ impl Service {
         };
         if let Some(l) = new_live.as_mut() {
             match section {
-                Section::IpDhcpRange => lifecycle::restart_dnsmasq(self, l).await?,
-                _ => lifecycle::refresh_hosts(self, l).await?,
+                // In dnsmasq's configuration file: a restart reads it.
+                Section::IpDhcpRange | Section::DnsTxt | Section::DnsSrv => {
+                    lifecycle::restart_dnsmasq(self, l).await?
+                }
+                // In its host files: a SIGHUP rereads them.
+                Section::IpDhcpHost | Section::DnsHost => lifecycle::refresh_hosts(self, l).await?,
+                // Port groups and forward interfaces only concern new ports.
+                _ => {}
             }
             state::save_live(&self.layout, l)?;
         }

@@ -291,6 +291,57 @@ fn nat_network_serves_dhcp_dns_and_leaves_nothing_behind() {
         );
         println!("nslookup: {}", ns_out.trim());
 
+        // Live updates: a new DNS host is answered after dnsmasq rereads its
+        // host file, a new TXT record after it restarts with the new
+        // configuration; both reach the saved definition too.
+        use virtkit_core::NetworkUpdateFlags;
+        use virtkit_core::network::update::{Command as UpdCmd, Section};
+        let both = NetworkUpdateFlags::LIVE | NetworkUpdateFlags::CONFIG;
+        conn.update(
+            &net,
+            UpdCmd::AddLast,
+            Section::DnsHost,
+            -1,
+            "<host ip='10.77.0.6'><hostname>added.e2e.test</hostname></host>",
+            both,
+        )
+        .await
+        .expect("net-update add dns-host");
+        conn.update(
+            &net,
+            UpdCmd::AddLast,
+            Section::DnsTxt,
+            -1,
+            "<txt name='note.e2e.test' value='virtkit-was-here'/>",
+            both,
+        )
+        .await
+        .expect("net-update add dns-txt");
+        let ns = guest.run(&["busybox", "nslookup", "added.e2e.test", "10.77.0.1"]);
+        let ns_out = String::from_utf8_lossy(&ns.stdout);
+        assert!(
+            ns_out.contains("10.77.0.6"),
+            "nslookup after update: {ns_out}"
+        );
+        let ns = guest.run(&[
+            "busybox",
+            "nslookup",
+            "-type=TXT",
+            "note.e2e.test",
+            "10.77.0.1",
+        ]);
+        let ns_out = String::from_utf8_lossy(&ns.stdout);
+        assert!(
+            ns_out.contains("virtkit-was-here"),
+            "TXT lookup after update: {ns_out} {}",
+            String::from_utf8_lossy(&ns.stderr)
+        );
+        let saved = conn.xml_desc(&net, XmlFlags::INACTIVE).await.unwrap();
+        assert!(
+            saved.contains("added.e2e.test") && saved.contains("virtkit-was-here"),
+            "{saved}"
+        );
+
         // Destroy: nothing is left.
         drop(guest);
         conn.destroy(&net).await.expect("destroy");

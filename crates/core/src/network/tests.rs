@@ -94,3 +94,132 @@ fn update_adds_and_deletes_dhcp_hosts() {
     .unwrap();
     assert!(d.model().ips[0].hosts.is_empty());
 }
+
+fn upd(d: &mut NetworkDef, c: update::Command, s: update::Section, xml: &str) -> crate::Result<()> {
+    update::apply(d, c, s, -1, xml)
+}
+
+#[test]
+fn update_dns_txt_and_srv_records() {
+    use update::{Command::*, Section::*};
+    let mut d = NetworkDef::parse(NAT).unwrap();
+    upd(&mut d, AddLast, DnsTxt, "<txt name='a' value='1'/>").unwrap();
+    upd(&mut d, AddFirst, DnsTxt, "<txt name='b' value='2'/>").unwrap();
+    let names: Vec<_> = d.model().dns.txts.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(names, ["b", "a"], "add-first goes first");
+    let e = upd(&mut d, AddLast, DnsTxt, "<txt name='a' value='9'/>").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("already a DNS TXT record with name 'a'"),
+        "{e}"
+    );
+    let e = upd(&mut d, Modify, DnsTxt, "<txt name='a' value='9'/>").unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::OperationUnsupported);
+    // Deleting needs only the name.
+    upd(&mut d, Delete, DnsTxt, "<txt name='a'/>").unwrap();
+    assert_eq!(d.model().dns.txts.len(), 1);
+    let e = upd(&mut d, Delete, DnsTxt, "<txt name='zz'/>").unwrap_err();
+    assert!(
+        e.to_string().contains("couldn't locate a matching DNS TXT"),
+        "{e}"
+    );
+
+    let srv = "<srv service='ldap' protocol='tcp' domain='x.test' target='h' port='389'/>";
+    upd(&mut d, AddLast, DnsSrv, srv).unwrap();
+    upd(
+        &mut d,
+        AddLast,
+        DnsSrv,
+        "<srv service='ldap' protocol='udp'/>",
+    )
+    .unwrap();
+    let e = upd(&mut d, AddLast, DnsSrv, srv).unwrap_err();
+    assert!(
+        e.to_string().contains("matching all specified fields"),
+        "{e}"
+    );
+    // A partial record that matches both is ambiguous; a fuller one is not.
+    let e = upd(&mut d, Delete, DnsSrv, "<srv service='ldap'/>").unwrap_err();
+    assert!(e.to_string().contains("multiple DNS SRV records"), "{e}");
+    upd(
+        &mut d,
+        Delete,
+        DnsSrv,
+        "<srv service='ldap' protocol='udp'/>",
+    )
+    .unwrap();
+    assert_eq!(d.model().dns.srvs.len(), 1);
+    // Bad records are refused with the parser's message, nothing changes.
+    let before = d.to_xml_as_defined();
+    let e = upd(&mut d, AddLast, DnsTxt, "<txt name='a b' value='1'/>").unwrap_err();
+    assert!(e.to_string().contains("prohibited character"), "{e}");
+    assert_eq!(d.to_xml_as_defined(), before);
+}
+
+#[test]
+fn update_portgroups_and_forward_interfaces() {
+    use update::{Command::*, Section::*};
+    let mut d = NetworkDef::parse(NAT).unwrap();
+    upd(
+        &mut d,
+        AddLast,
+        Portgroup,
+        "<portgroup name='p1' default='yes'/>",
+    )
+    .unwrap();
+    upd(&mut d, AddLast, Portgroup, "<portgroup name='p2'/>").unwrap();
+    let e = upd(
+        &mut d,
+        AddLast,
+        Portgroup,
+        "<portgroup name='p3' default='yes'/>",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("Only one default is allowed"), "{e}");
+    let e = upd(&mut d, AddFirst, Portgroup, "<portgroup name='p2'/>").unwrap_err();
+    assert!(e.to_string().contains("existing portgroup entry"), "{e}");
+    // Modify may keep the default on the group that has it.
+    upd(
+        &mut d,
+        Modify,
+        Portgroup,
+        "<portgroup name='p1' default='yes'><vlan><tag id='42'/></vlan></portgroup>",
+    )
+    .unwrap();
+    let groups = &d.model().portgroups;
+    assert_eq!(groups.len(), 2);
+    assert_eq!((groups[0].name.as_str(), groups[0].vlan_tags), ("p1", 1));
+    upd(&mut d, Delete, Portgroup, "<portgroup name='p1'/>").unwrap();
+    let e = upd(&mut d, Delete, Portgroup, "<portgroup name='p1'/>").unwrap_err();
+    assert!(
+        e.to_string().contains("couldn't find a portgroup entry"),
+        "{e}"
+    );
+
+    let mut b = NetworkDef::parse(
+        "<network><name>b</name><forward mode='bridge'><interface dev='eth1'/></forward></network>",
+    )
+    .unwrap();
+    upd(&mut b, AddLast, ForwardInterface, "<interface dev='eth2'/>").unwrap();
+    let e = upd(
+        &mut b,
+        AddFirst,
+        ForwardInterface,
+        "<interface dev='eth1'/>",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("existing interface entry"), "{e}");
+    upd(&mut b, Delete, ForwardInterface, "<interface dev='eth1'/>").unwrap();
+    assert_eq!(
+        b.model().forward.ifs,
+        vec![def::ForwardIf::Netdev("eth2".into())]
+    );
+    let e = upd(&mut b, Modify, ForwardInterface, "<interface dev='eth2'/>").unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::OperationUnsupported);
+    // Sections libvirt cannot update are refused by name.
+    let e = upd(&mut b, AddLast, Bridge, "<bridge name='x'/>").unwrap_err();
+    assert!(
+        e.to_string().contains("can't update 'bridge' section"),
+        "{e}"
+    );
+}

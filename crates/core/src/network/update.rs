@@ -1,12 +1,14 @@
 //! `virNetworkUpdate` on a definition: add, delete or modify one entry of a
-//! section (DHCP hosts and ranges, DNS hosts), with libvirt's matching
-//! rules and messages.
+//! section (DHCP hosts and ranges, DNS hosts, TXT and SRV records, port
+//! groups, forward interfaces), with libvirt's matching rules and messages.
+//! The sections libvirt cannot update either (bridge, domain, ip, forward,
+//! forward pf) are refused the same way.
 
 use std::net::IpAddr;
 
 use super::NetworkDef;
 use super::def::parse::Cx;
-use super::def::{DhcpHost, IpDef, dns, ip};
+use super::def::{DhcpHost, ForwardIf, IpDef, dns, ip, port};
 use crate::error::{Error, ErrorKind, Result};
 use crate::xml::{self, Element, Node, ParseOptions, XPath};
 
@@ -120,9 +122,26 @@ pub fn apply(
         },
     )?;
     let name = def.model.name.clone();
+    if command == Command::Modify {
+        let what = match section {
+            Section::DnsTxt => Some("DNS TXT records"),
+            Section::DnsSrv => Some("DNS SRV records"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            return Err(Error::new(
+                ErrorKind::OperationUnsupported,
+                format!("{what} cannot be modified, only added or deleted"),
+            ));
+        }
+    }
     let expect = match section {
         Section::IpDhcpHost | Section::DnsHost => "host",
         Section::IpDhcpRange => "range",
+        Section::DnsTxt => "txt",
+        Section::DnsSrv => "srv",
+        Section::Portgroup => "portgroup",
+        Section::ForwardInterface => "interface",
         other => {
             return Err(Error::new(
                 ErrorKind::OperationUnsupported,
@@ -151,6 +170,10 @@ pub fn apply(
     match section {
         Section::IpDhcpHost => dhcp_host(def, &cx, &p, command, parent_index),
         Section::IpDhcpRange => dhcp_range(def, &doc.root, command, parent_index),
+        Section::DnsTxt => dns_txt(def, &cx, &p, command),
+        Section::DnsSrv => dns_srv(def, &cx, &p, command),
+        Section::Portgroup => portgroup(def, &cx, &p, command),
+        Section::ForwardInterface => forward_interface(def, &doc.root, command),
         _ => dns_host(def, &cx, &p, command),
     }
 }
@@ -454,6 +477,199 @@ fn dns_host(def: &mut NetworkDef, cx: &Cx<'_>, p: &XPath, command: Command) -> R
         }
         _ => Err(invalid(format!(
             "multiple matching DNS HOST records were found in network {name}"
+        ))),
+    }
+}
+
+fn is_add(command: Command) -> bool {
+    matches!(command, Command::AddFirst | Command::AddLast)
+}
+
+/// The snippet as it is stored: the element without its text and comments.
+fn stored(snippet: &Element) -> Element {
+    let mut e = snippet.clone();
+    e.children.retain(|c| matches!(c, Node::Element(_)));
+    e
+}
+
+fn dns_txt(def: &mut NetworkDef, cx: &Cx<'_>, p: &XPath, command: Command) -> Result<()> {
+    let name = def.model.name.clone();
+    let txt = dns::txt(cx, &cx.doc.root, p, !is_add(command))?;
+    let found = def.model.dns.txts.iter().position(|t| t.name == txt.name);
+    match (is_add(command), found) {
+        (true, Some(_)) => Err(invalid(format!(
+            "there is already a DNS TXT record with name '{}' in network {name}",
+            txt.name
+        ))),
+        (true, None) => {
+            let el = stored(&cx.doc.root);
+            def.edit(|root| insert_entry(root, "dns", "txt", el, command == Command::AddFirst))
+        }
+        (false, None) => Err(invalid(format!(
+            "couldn't locate a matching DNS TXT record in network {name}"
+        ))),
+        (false, Some(pos)) => def.edit(|root| remove_entry(root, "dns", "txt", pos)),
+    }
+}
+
+fn dns_srv(def: &mut NetworkDef, cx: &Cx<'_>, p: &XPath, command: Command) -> Result<()> {
+    let name = def.model.name.clone();
+    let srv = dns::srv(cx, &cx.doc.root, p, !is_add(command))?;
+    let same = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+    let found: Vec<usize> = def
+        .model
+        .dns
+        .srvs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            same(&srv.domain, &s.domain)
+                && same(&srv.service, &s.service)
+                && same(&srv.protocol, &s.protocol)
+                && same(&srv.target, &s.target)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if is_add(command) {
+        if !found.is_empty() {
+            return Err(invalid(format!(
+                "there is already at least one DNS SRV record matching all specified fields in network {name}"
+            )));
+        }
+        let el = stored(&cx.doc.root);
+        return def.edit(|root| insert_entry(root, "dns", "srv", el, command == Command::AddFirst));
+    }
+    match found.as_slice() {
+        [] => Err(invalid(format!(
+            "couldn't locate a matching DNS SRV record in network {name}"
+        ))),
+        [pos] => {
+            let pos = *pos;
+            def.edit(|root| remove_entry(root, "dns", "srv", pos))
+        }
+        _ => Err(invalid(format!(
+            "multiple DNS SRV records matching all specified fields were found in network {name}"
+        ))),
+    }
+}
+
+fn portgroup(def: &mut NetworkDef, cx: &Cx<'_>, p: &XPath, command: Command) -> Result<()> {
+    let name = def.model.name.clone();
+    let pg = port::portgroup(cx, &cx.doc.root, p)?;
+    let groups = &def.model.portgroups;
+    let found = groups.iter().position(|g| g.name == pg.name);
+    let default = groups.iter().position(|g| g.default);
+    match (command, found) {
+        (Command::Modify | Command::Delete, None) => {
+            return Err(invalid(format!(
+                "couldn't find a portgroup entry in network '{name}' matching <portgroup name='{}'>",
+                pg.name
+            )));
+        }
+        (Command::AddFirst | Command::AddLast, Some(_)) => {
+            return Err(invalid(format!(
+                "there is an existing portgroup entry in network '{name}' that matches \"<portgroup name='{}'>\"",
+                pg.name
+            )));
+        }
+        _ => {}
+    }
+    if command != Command::Delete && pg.default && default.is_some() && default != found {
+        return Err(invalid(format!(
+            "a different portgroup entry in network '{name}' is already set as the default. Only one default is allowed."
+        )));
+    }
+    let el = stored(&cx.doc.root);
+    let idx = found.unwrap_or(0);
+    def.edit(|root| {
+        let positions: Vec<usize> = root
+            .elements()
+            .enumerate()
+            .filter(|(_, e)| e.name() == "portgroup")
+            .map(|(i, _)| i)
+            .collect();
+        match command {
+            Command::Modify => {
+                if let Some(e) = root
+                    .elements_mut()
+                    .filter(|e| e.name() == "portgroup")
+                    .nth(idx)
+                {
+                    *e = el;
+                }
+            }
+            Command::Delete => {
+                let mut n = 0;
+                root.children.retain(|c| match c {
+                    Node::Element(e) if e.name() == "portgroup" => {
+                        n += 1;
+                        n - 1 != idx
+                    }
+                    _ => true,
+                });
+            }
+            Command::AddFirst => {
+                root.insert_element(positions.first().copied().unwrap_or(usize::MAX), el)
+            }
+            Command::AddLast => {
+                root.insert_element(positions.last().map_or(usize::MAX, |l| l + 1), el)
+            }
+        }
+    })
+}
+
+fn forward_interface(def: &mut NetworkDef, snippet: &Element, command: Command) -> Result<()> {
+    let name = def.model.name.clone();
+    if command == Command::Modify {
+        return Err(Error::new(
+            ErrorKind::OperationUnsupported,
+            "forward interface entries cannot be modified, only added or deleted",
+        ));
+    }
+    let Some(dev) = snippet.attr("dev").map(|d| d.into_owned()) else {
+        return Err(Error::new(
+            ErrorKind::XmlError,
+            "missing dev attribute in <interface> element",
+        ));
+    };
+    let in_model = def
+        .model
+        .forward
+        .ifs
+        .iter()
+        .any(|i| matches!(i, ForwardIf::Netdev(d) if *d == dev));
+    // Entries as written: `<forward><interface dev>` children.
+    let pos = def.doc.root.child("forward").and_then(|f| {
+        f.elements()
+            .filter(|e| e.name() == "interface")
+            .position(|e| e.attr("dev").as_deref() == Some(dev.as_str()))
+    });
+    if is_add(command) {
+        if in_model {
+            return Err(invalid(format!(
+                "there is an existing interface entry in network '{name}' that matches \"<interface dev='{dev}'>\""
+            )));
+        }
+        if def.doc.root.child("forward").is_none() {
+            return Err(invalid(format!(
+                "network '{name}' has no <forward> element to add an interface to"
+            )));
+        }
+        let el = Element::new("interface").with_attr("dev", &dev);
+        return def.edit(|root| {
+            insert_entry(
+                root,
+                "forward",
+                "interface",
+                el,
+                command == Command::AddFirst,
+            )
+        });
+    }
+    match pos {
+        Some(pos) => def.edit(|root| remove_entry(root, "forward", "interface", pos)),
+        None => Err(invalid(format!(
+            "couldn't find an interface entry in network '{name}' matching <interface dev='{dev}'>"
         ))),
     }
 }

@@ -57,10 +57,10 @@ pub(super) fn parse(cx: &Cx<'_>, el: &Element, p: &XPath) -> Result<Dns> {
         dns.hosts.push(host(cx, h, &hp)?);
     }
     for (s, sp) in kids(el, p, "srv") {
-        dns.srvs.push(srv(cx, s, &sp)?);
+        dns.srvs.push(srv(cx, s, &sp, false)?);
     }
     for (t, tp) in kids(el, p, "txt") {
-        dns.txts.push(txt(cx, t, &tp)?);
+        dns.txts.push(txt(cx, t, &tp, false)?);
     }
     if dns.enable == Some(false)
         && (!dns.forwarders.is_empty()
@@ -115,10 +115,20 @@ pub(crate) fn host(cx: &Cx<'_>, h: &Element, p: &XPath) -> Result<DnsHost> {
     Ok(DnsHost { ip, names })
 }
 
-fn srv(cx: &Cx<'_>, s: &Element, p: &XPath) -> Result<Srv> {
+/// A `<dns><srv>`; `partial` (a record to delete) lets service and
+/// protocol be left out, since only the given fields are matched.
+pub(crate) fn srv(cx: &Cx<'_>, s: &Element, p: &XPath, partial: bool) -> Result<Srv> {
     let name = &cx.name;
     let detail = |attr: &str, m: String| cx.at_attr(ErrorKind::XmlDetail, s, p, attr, m);
     let service = s.attr("service").map(|v| v.into_owned());
+    if partial && service.is_none() {
+        return Ok(Srv {
+            domain: s.attr("domain").map(|v| v.into_owned()),
+            protocol: s.attr("protocol").map(|v| v.into_owned()),
+            target: s.attr("target").map(|v| v.into_owned()),
+            ..Srv::default()
+        });
+    }
     let Some(svc) = &service else {
         return Err(cx.at(
             ErrorKind::XmlDetail,
@@ -144,8 +154,11 @@ fn srv(cx: &Cx<'_>, s: &Element, p: &XPath) -> Result<Srv> {
         ));
     }
     let protocol = s.attr("protocol").map(|v| v.into_owned());
-    let Some(proto) = &protocol else {
-        return Err(cx.at(
+    let proto = match &protocol {
+        Some(p) => p.as_str(),
+        None if partial => "",
+        None => {
+            return Err(cx.at(
             ErrorKind::XmlDetail,
             s,
             p,
@@ -153,6 +166,7 @@ fn srv(cx: &Cx<'_>, s: &Element, p: &XPath) -> Result<Srv> {
                 "missing required protocol attribute in DNS SRV record '{svc}' of network '{name}'"
             ),
         ));
+        }
     };
     if !proto.chars().all(|c| PROTOCOL_CHARS.contains(c)) {
         return Err(detail(
@@ -201,7 +215,8 @@ fn srv(cx: &Cx<'_>, s: &Element, p: &XPath) -> Result<Srv> {
     })
 }
 
-fn txt(cx: &Cx<'_>, t: &Element, p: &XPath) -> Result<Txt> {
+/// A `<dns><txt>`; `partial` (a record to delete) needs only the name.
+pub(crate) fn txt(cx: &Cx<'_>, t: &Element, p: &XPath, partial: bool) -> Result<Txt> {
     let name = &cx.name;
     let Some(tname) = t.attr("name") else {
         return Err(cx.at(
@@ -220,8 +235,11 @@ fn txt(cx: &Cx<'_>, t: &Element, p: &XPath) -> Result<Txt> {
             format!("prohibited character in DNS TXT record name '{tname}' of network {name}"),
         ));
     }
-    let Some(value) = t.attr("value") else {
-        return Err(cx.at(
+    let value = match t.attr("value") {
+        Some(v) => v,
+        None if partial => std::borrow::Cow::Borrowed(""),
+        None => {
+            return Err(cx.at(
             ErrorKind::XmlDetail,
             t,
             p,
@@ -229,6 +247,7 @@ fn txt(cx: &Cx<'_>, t: &Element, p: &XPath) -> Result<Txt> {
                 "missing required value attribute in DNS TXT record named '{tname}' of network {name}"
             ),
         ));
+        }
     };
     if value.contains(['\r', '\n']) {
         return Err(cx.at_attr(

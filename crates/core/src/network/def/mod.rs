@@ -10,7 +10,7 @@ pub(crate) mod dns;
 mod forward;
 pub(crate) mod ip;
 pub(crate) mod parse;
-mod port;
+pub(crate) mod port;
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -12,7 +12,7 @@ const VIRTUALPORT_TYPES: &[&str] = &["802.1Qbg", "802.1Qbh", "openvswitch", "mid
 /// `<bandwidth>` rate attributes (KiB/s or KiB).
 const RATE_ATTRS: &[&str] = &["average", "peak", "floor", "burst"];
 
-pub(super) fn portgroup(cx: &Cx<'_>, el: &Element, p: &XPath) -> Result<PortGroup> {
+pub(crate) fn portgroup(cx: &Cx<'_>, el: &Element, p: &XPath) -> Result<PortGroup> {
     let Some(name) = el.attr("name") else {
         return Err(cx.err(el, p, "Missing required name attribute in portgroup"));
     };
