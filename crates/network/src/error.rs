@@ -15,9 +15,15 @@ pub enum NetworkError {
     #[error("{0}")]
     Core(#[from] virtkit_core::Error),
 
-    /// A host device operation failed.
-    #[error("{0}")]
-    Netdev(String),
+    /// A host device operation failed (with the libvirt kind netdev gave
+    /// it: invalid name, device missing, permission denied, ...).
+    #[error("{message}")]
+    Netdev {
+        /// The kind of failure.
+        kind: ErrorKind,
+        /// The whole message, causes included.
+        message: String,
+    },
 
     /// A helper program (dnsmasq, nft, ip) could not run or failed.
     #[error("{program} failed: {detail}")]
@@ -66,7 +72,10 @@ impl NetworkError {
 
 impl From<virtkit_netdev::NetdevError> for NetworkError {
     fn from(e: virtkit_netdev::NetdevError) -> Self {
-        NetworkError::Netdev(e.report())
+        NetworkError::Netdev {
+            kind: e.kind(),
+            message: e.report(),
+        }
     }
 }
 
@@ -74,9 +83,8 @@ impl From<NetworkError> for virtkit_core::Error {
     fn from(e: NetworkError) -> Self {
         let kind = match &e {
             NetworkError::Core(c) => return c.clone(),
-            NetworkError::Netdev(_) | NetworkError::Host(_) | NetworkError::Helper { .. } => {
-                ErrorKind::Internal
-            }
+            NetworkError::Netdev { kind, .. } => *kind,
+            NetworkError::Host(_) | NetworkError::Helper { .. } => ErrorKind::Internal,
             NetworkError::File { .. } => ErrorKind::SystemError,
             NetworkError::Config(_) => ErrorKind::ConfigUnsupported,
             NetworkError::State(_) => ErrorKind::OperationInvalid,
@@ -86,5 +94,19 @@ impl From<NetworkError> for virtkit_core::Error {
             _ => e.to_string(),
         };
         virtkit_core::Error::new(kind, msg).in_domain(ErrorDomain::Network)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netdev_failures_keep_their_kind() {
+        let e = virtkit_netdev::NetdevError::InvalidArg("bad".into());
+        let kind = e.kind();
+        let core: virtkit_core::Error = NetworkError::from(e).into();
+        assert_eq!(core.kind(), kind);
+        assert_eq!(core.kind(), ErrorKind::InvalidArg);
     }
 }
