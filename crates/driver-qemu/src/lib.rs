@@ -50,7 +50,13 @@ virtkit_core::register_driver!(QemuDriver);
 /// Open instances of this process, one per layout, shared by connections.
 static INSTANCES: Mutex<Vec<(Layout, Weak<QemuState>)>> = Mutex::new(Vec::new());
 
+/// Held while an instance is looked up or created, so that two
+/// connections opened at once share one instance instead of racing for its
+/// lock file.
+static OPENING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn instance(layout: Layout) -> Result<Arc<QemuState>> {
+    let _opening = OPENING.lock().await;
     {
         let list = INSTANCES.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = list

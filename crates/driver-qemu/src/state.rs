@@ -211,7 +211,23 @@ impl QemuState {
     /// again, autostart domains started.
     pub async fn open(layout: Layout) -> Result<Arc<QemuState>> {
         layout.create()?;
-        let lock = take_lock(&layout)?;
+        // An earlier instance of this same process may still be tearing
+        // down (its last connection just went away on another thread): its
+        // lock goes with it in a moment. Another process's lock is final.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let lock = loop {
+            match take_lock(&layout) {
+                Ok(l) => break l,
+                Err(e) => {
+                    let ours = std::fs::read_to_string(layout.lock_file())
+                        .is_ok_and(|h| h.trim() == std::process::id().to_string());
+                    if !ours || std::time::Instant::now() > deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        };
         let networks = match virtkit_network::Service::open(layout.network.clone()).await {
             Ok(s) => Some(s),
             Err(e) => {

@@ -79,3 +79,23 @@ async fn bad_definitions_are_refused_and_nothing_is_stored() {
     drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_opened_at_once_share_one_instance() {
+    if virtkit_driver_qemu::caps::default_emulator("x86_64").is_err() {
+        eprintln!("SKIPPED: no qemu-system-x86_64 (run scripts/install-test-deps qemu)");
+        return;
+    }
+    let dir = root("concurrent");
+    let uri = format!("qemu:///embed?root={}", dir.display());
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let uri = uri.clone();
+            tokio::spawn(async move { Connect::open(&uri).await })
+        })
+        .collect();
+    for o in opens {
+        o.await.unwrap().expect("every concurrent open succeeds");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
