@@ -57,6 +57,28 @@ const CASES: &[&str] = &[
     "nodeinfo",
     "capabilities",
     "hostname",
+    // Monitoring and network updates.
+    "domcontrol test",
+    "destroy test; domcontrol test",
+    "domiflist test",
+    "domiflist --inactive test",
+    "domblklist test",
+    "domblklist --details test",
+    "net-update default add ip-dhcp-host \"<host mac='00:11:22:33:44:55' ip='192.168.122.5'/>\"; \
+     net-dumpxml default",
+    "net-update default add ip-dhcp-host \"<host mac='00:11:22:33:44:55' ip='192.168.122.5'/>\" \
+     --live --config; net-dumpxml default; net-update default delete ip-dhcp-host \
+     \"<host mac='00:11:22:33:44:55' ip='192.168.122.5'/>\" --live; net-dumpxml default",
+    "net-update default add-first ip-dhcp-range \"<range start='192.168.122.100' \
+     end='192.168.122.110'/>\" --live; net-dumpxml default",
+    "net-update default add dns-host \"<host ip='192.168.122.7'><hostname>foo</hostname></host>\"; \
+     net-dumpxml default",
+    "net-destroy default; net-update default add ip-dhcp-host \
+     \"<host mac='00:11:22:33:44:55' ip='192.168.122.5'/>\"; net-dumpxml default",
+    "net-destroy default; net-update default add ip-dhcp-host \
+     \"<host mac='00:11:22:33:44:55' ip='192.168.122.5'/>\" --live",
+    "net-update default delete ip-dhcp-host \"<host mac='00:11:22:33:44:66' ip='192.168.122.6'/>\"",
+    "net-update default add bridge \"<bridge name='x'/>\"",
     // Errors.
     "start test",
     "dominfo nosuch",
@@ -150,6 +172,9 @@ fn read_only_socket_denies_every_mutating_flow_and_serves_every_read() {
         "net-start default",
         "net-undefine default",
         "net-autostart default",
+        "net-update default add ip-dhcp-host \"<host mac='00:11:22:33:44:55' ip='192.168.122.5'/>\"",
+        "domcapabilities",
+        "screenshot test $D/shot.png",
     ];
     let reads = [
         "list --all",
@@ -163,6 +188,9 @@ fn read_only_socket_denies_every_mutating_flow_and_serves_every_read() {
         "capabilities",
         "pool-list --all",
         "iface-list --all",
+        "domcontrol test",
+        "domiflist test",
+        "domblklist test",
     ];
     let d = Daemon::start("");
     let mut failures = Vec::new();

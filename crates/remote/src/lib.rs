@@ -11,9 +11,11 @@
 //!   `qemu+tls://...`, `qemu+ssh://user@host/system`) reach virtkitd or
 //!   libvirtd.
 //!
-//! Streams (console, volume upload) and file-descriptor passing are not
-//! implemented yet: such calls get a clean "unknown procedure" or
-//! "not supported" error and the connection stays usable.
+//! Streams are served for the guest console (both directions) and
+//! screenshots; other stream procedures (volume upload and download,
+//! channels, migration tunnels), sparse-stream holes and file-descriptor
+//! passing are not implemented: such calls get a clean "not implemented"
+//! or "not supported" error and the connection stays usable.
 
 #[macro_use]
 pub mod xdr;

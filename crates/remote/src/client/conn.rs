@@ -6,16 +6,18 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use virtkit_core::network::update::{Command, Section};
 use virtkit_core::{
-    Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps, DomainRef,
-    DomainState, Error, ErrorKind, EventFilter, EventOps, EventStream, InterfaceListFlags,
-    InterfaceOps, InterfaceRef, ListFlags, NetworkInfo, NetworkListFlags, NetworkOps, NetworkRef,
+    BlockStats, Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps,
+    DomainRef, DomainState, Error, ErrorKind, EventFilter, EventOps, EventStream,
+    InterfaceListFlags, InterfaceOps, InterfaceRef, InterfaceStats, ListFlags, NetworkDhcpLease,
+    NetworkEventStream, NetworkInfo, NetworkListFlags, NetworkOps, NetworkRef, NetworkUpdateFlags,
     NodeInfo, OpenFlags, PoolListFlags, PoolState, RebootFlags, Result, SecurityLabel,
-    SecurityModel, ShutdownFlags, StorageOps, StoragePoolInfo, StoragePoolRef, StorageVolRef,
-    UndefineFlags, Uri, Uuid, XmlFlags, async_trait,
+    SecurityModel, ShutdownFlags, StatsGroups, StorageOps, StoragePoolInfo, StoragePoolRef,
+    StorageVolRef, TypedParams, UndefineFlags, Uri, Uuid, XmlFlags, async_trait,
 };
 
-use super::rpc::RpcClient;
+use super::rpc::{CallbackKind, EventSink, RpcClient};
 use super::transport::Stream;
 use crate::protocol::convert::*;
 use crate::protocol::feature;
@@ -181,6 +183,27 @@ impl Connection for RemoteConnection {
 
     async fn capabilities(&self) -> Result<String> {
         self.string(CONNECT_GET_CAPABILITIES, &Void).await
+    }
+
+    async fn domain_capabilities(
+        &self,
+        emulator: Option<&str>,
+        arch: Option<&str>,
+        machine: Option<&str>,
+        virttype: Option<&str>,
+    ) -> Result<String> {
+        let own = |s: Option<&str>| s.map(str::to_string);
+        self.string(
+            CONNECT_GET_DOMAIN_CAPABILITIES,
+            &ConnectGetDomainCapabilitiesArgs {
+                emulatorbin: own(emulator),
+                arch: own(arch),
+                machine: own(machine),
+                virttype: own(virttype),
+                flags: 0,
+            },
+        )
+        .await
     }
 
     async fn security_model(&self) -> Result<SecurityModel> {
@@ -437,6 +460,116 @@ impl DomainOps for RemoteConnection {
             enforcing: r.enforcing != 0,
         })
     }
+
+    async fn stats(&self, dom: &DomainRef, groups: StatsGroups) -> Result<TypedParams> {
+        let r: ConnectGetAllDomainStatsRet = self
+            .call(
+                CONNECT_GET_ALL_DOMAIN_STATS,
+                &ConnectGetAllDomainStatsArgs {
+                    doms: vec![wire_dom(dom)].into(),
+                    stats: groups.bits(),
+                    flags: 0,
+                },
+            )
+            .await?;
+        let rec = r
+            .ret_stats
+            .0
+            .into_iter()
+            .find(|rec| rec.dom.uuid == dom.uuid.0)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Rpc,
+                    format!("the server sent no statistics for domain '{}'", dom.name),
+                )
+            })?;
+        Ok(typed_params(&rec.params))
+    }
+
+    async fn block_stats(&self, dom: &DomainRef, disk: &str) -> Result<BlockStats> {
+        let r: DomainBlockStatsRet = self
+            .call(
+                DOMAIN_BLOCK_STATS,
+                &DomainPathArgs {
+                    dom: wire_dom(dom),
+                    path: disk.to_string(),
+                },
+            )
+            .await?;
+        Ok(BlockStats {
+            rd_req: r.rd_req,
+            rd_bytes: r.rd_bytes,
+            wr_req: r.wr_req,
+            wr_bytes: r.wr_bytes,
+            errs: r.errs,
+        })
+    }
+
+    async fn interface_stats(&self, dom: &DomainRef, iface: &str) -> Result<InterfaceStats> {
+        let r: DomainInterfaceStatsRet = self
+            .call(
+                DOMAIN_INTERFACE_STATS,
+                &DomainPathArgs {
+                    dom: wire_dom(dom),
+                    path: iface.to_string(),
+                },
+            )
+            .await?;
+        Ok(InterfaceStats {
+            rx_bytes: r.rx_bytes,
+            rx_packets: r.rx_packets,
+            rx_errs: r.rx_errs,
+            rx_drop: r.rx_drop,
+            tx_bytes: r.tx_bytes,
+            tx_packets: r.tx_packets,
+            tx_errs: r.tx_errs,
+            tx_drop: r.tx_drop,
+        })
+    }
+
+    /// A local terminal bridged to the remote console stream (see
+    /// [`super::console`]).
+    async fn console_path(&self, dom: &DomainRef, dev: Option<&str>) -> Result<std::path::PathBuf> {
+        let (Void, stream) = self
+            .rpc
+            .call_stream(
+                DOMAIN_OPEN_CONSOLE,
+                &DomainOpenConsoleArgs {
+                    dom: wire_dom(dom),
+                    dev_name: dev.map(str::to_string),
+                    flags: 0,
+                },
+            )
+            .await?;
+        super::console::bridge(stream)
+    }
+
+    async fn screenshot(&self, dom: &DomainRef, screen: u32) -> Result<(Vec<u8>, String)> {
+        let (ret, mut stream): (DomainScreenshotRet, _) = self
+            .rpc
+            .call_stream(
+                DOMAIN_SCREENSHOT,
+                &DomainScreenshotArgs {
+                    dom: wire_dom(dom),
+                    screen,
+                    flags: 0,
+                },
+            )
+            .await?;
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.recv().await? {
+            if data.len() + chunk.len() > SCREENSHOT_MAX {
+                let _ = stream.abort().await;
+                return Err(Error::new(
+                    ErrorKind::Rpc,
+                    format!("the screenshot exceeds {SCREENSHOT_MAX} bytes"),
+                ));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        stream.finish().await?;
+        Ok((data, ret.mime.unwrap_or_default()))
+    }
 }
 
 #[async_trait]
@@ -493,7 +626,7 @@ impl NetworkOps for RemoteConnection {
             NETWORK_GET_XML_DESC,
             &NetworkFlagsArgs {
                 net: wire_net(net),
-                flags: flags.bits(),
+                flags: wire_object_xml_flags(flags),
             },
         )
         .await
@@ -541,6 +674,55 @@ impl NetworkOps for RemoteConnection {
         )
         .await?;
         Ok(())
+    }
+
+    async fn update(
+        &self,
+        net: &NetworkRef,
+        command: Command,
+        section: Section,
+        parent_index: i32,
+        xml: &str,
+        flags: NetworkUpdateFlags,
+    ) -> Result<()> {
+        // libvirt before 1.2.6 took section and command swapped; a server
+        // that does not say it has the documented order gets them so.
+        let (mut command, mut section) = (command as u32, section as u32);
+        if !supports(&self.rpc, feature::NETWORK_UPDATE_HAS_CORRECT_ORDER).await? {
+            std::mem::swap(&mut command, &mut section);
+        }
+        self.call::<_, Void>(
+            NETWORK_UPDATE,
+            &NetworkUpdateArgs {
+                net: wire_net(net),
+                command,
+                section,
+                parent_index,
+                xml: xml.to_string(),
+                flags: flags.bits(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn dhcp_leases(
+        &self,
+        net: &NetworkRef,
+        mac: Option<&str>,
+    ) -> Result<Vec<NetworkDhcpLease>> {
+        let r: NetworkGetDhcpLeasesRet = self
+            .call(
+                NETWORK_GET_DHCP_LEASES,
+                &NetworkGetDhcpLeasesArgs {
+                    net: wire_net(net),
+                    mac: mac.map(str::to_string),
+                    need_results: 1,
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(r.leases.iter().map(lease).collect())
     }
 }
 
@@ -592,7 +774,7 @@ impl InterfaceOps for RemoteConnection {
             INTERFACE_GET_XML_DESC,
             &InterfaceFlagsArgs {
                 iface: wire_iface(iface),
-                flags: flags.bits(),
+                flags: wire_object_xml_flags(flags),
             },
         )
         .await
@@ -665,7 +847,7 @@ impl StorageOps for RemoteConnection {
             STORAGE_POOL_GET_XML_DESC,
             &PoolFlagsArgs {
                 pool: wire_pool(pool),
-                flags: flags.bits(),
+                flags: wire_object_xml_flags(flags),
             },
         )
         .await
@@ -715,59 +897,105 @@ impl EventOps for RemoteConnection {
                 id: -1,
             }),
         };
-        let rpc = self.rpc.clone();
         let kinds = filter.kinds.clone();
-        let registered = futures::stream::once(async move {
-            match rpc
-                .call_register(CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, &args, tx)
-                .await
-            {
-                Ok(id) => Some(Subscription { rpc, id, rx }),
-                Err(e) => {
-                    tracing::warn!("cannot register for events: {e}");
-                    None
-                }
-            }
-        });
-        Ok(Box::pin(
-            registered
-                .filter_map(futures::future::ready)
-                .flat_map(|sub| {
-                    futures::stream::unfold(sub, |mut sub| async move {
-                        sub.rx.recv().await.map(|ev| (ev, sub))
-                    })
-                })
-                .filter(move |ev| {
-                    futures::future::ready(kinds.is_empty() || kinds.contains(&ev.kind))
-                }),
-        ))
+        let registered = subscription(
+            self.rpc.clone(),
+            CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+            args,
+            CallbackKind::Domain,
+            EventSink::Domain(tx),
+            rx,
+        );
+        Ok(Box::pin(registered.filter(move |ev| {
+            futures::future::ready(kinds.is_empty() || kinds.contains(&ev.kind))
+        })))
+    }
+
+    fn subscribe_networks(&self, network: Option<Uuid>) -> Result<NetworkEventStream> {
+        if !self.event_callbacks {
+            return Err(Error::new(
+                ErrorKind::NoSupport,
+                "the server does not support event callbacks (libvirt older than 1.2.1)",
+            ));
+        }
+        let (tx, rx) = mpsc::channel(1024);
+        let args = NetworkEventRegisterAnyArgs {
+            event_id: 0,
+            net: network.map(|u| NonnullNetwork {
+                name: String::new(),
+                uuid: u.0,
+            }),
+        };
+        Ok(Box::pin(subscription(
+            self.rpc.clone(),
+            CONNECT_NETWORK_EVENT_REGISTER_ANY,
+            args,
+            CallbackKind::Network,
+            EventSink::Network(tx),
+            rx,
+        )))
     }
 }
 
-/// A registered event callback; deregistered when dropped.
-struct Subscription {
+/// The events of a callback registered with `register` when the stream is
+/// first polled; deregistered when it is dropped.
+fn subscription<A, T>(
     rpc: Arc<RpcClient>,
-    id: i32,
-    rx: mpsc::Receiver<virtkit_core::LifecycleEvent>,
+    register: i32,
+    args: A,
+    kind: CallbackKind,
+    sink: EventSink,
+    rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static
+where
+    A: crate::xdr::XdrEncode + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let registered = futures::stream::once(async move {
+        match rpc.call_register(register, &args, sink).await {
+            Ok(id) => Some(Subscription { rpc, id, kind, rx }),
+            Err(e) => {
+                tracing::warn!("cannot register for events: {e}");
+                None
+            }
+        }
+    });
+    registered
+        .filter_map(futures::future::ready)
+        .flat_map(|sub| {
+            futures::stream::unfold(sub, |mut sub| async move {
+                sub.rx.recv().await.map(|ev| (ev, sub))
+            })
+        })
 }
 
-impl Drop for Subscription {
+/// A registered event callback; deregistered when dropped.
+struct Subscription<T> {
+    rpc: Arc<RpcClient>,
+    id: i32,
+    kind: CallbackKind,
+    rx: mpsc::Receiver<T>,
+}
+
+impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
-        self.rpc.drop_callback(self.id);
+        self.rpc.drop_callback(self.kind, self.id);
         if self.rpc.is_closed() {
             return;
         }
+        let deregister = match self.kind {
+            CallbackKind::Domain => CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
+            CallbackKind::Network => CONNECT_NETWORK_EVENT_DEREGISTER_ANY,
+        };
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             let rpc = self.rpc.clone();
             let id = self.id;
             h.spawn(async move {
-                let _ = rpc
-                    .call::<_, Void>(
-                        CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY,
-                        &IntRet { value: id },
-                    )
-                    .await;
+                let _ = rpc.call::<_, Void>(deregister, &IntRet { value: id }).await;
             });
         }
     }
 }
+
+/// The largest screenshot accepted from a server.
+const SCREENSHOT_MAX: usize = 256 * 1024 * 1024;

@@ -8,6 +8,7 @@
 //! `timeout=SECONDS` (default 300); keepalive is 5 s x 6 like virsh.
 
 mod conn;
+mod console;
 mod rpc;
 mod tls_noverify;
 pub mod transport;

@@ -10,19 +10,63 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
-use virtkit_core::{Error, ErrorDomain, ErrorKind, LifecycleEvent, LifecycleKind, Result};
+use virtkit_core::{
+    Error, ErrorDomain, ErrorKind, LifecycleEvent, LifecycleKind, NetworkEvent, NetworkEventKind,
+    Result,
+};
 
-use crate::protocol::convert::dom_ref;
+use crate::protocol::convert::{dom_ref, net_ref};
 use crate::protocol::error::bad_reply;
 use crate::protocol::frame::read_message;
 use crate::protocol::header::{Header, MessageType, Status, encode_message, split};
-use crate::protocol::remote::{DomainEventCallbackLifecycleMsg, IntRet, RemoteError};
+use crate::protocol::remote::{
+    DomainEventCallbackLifecycleMsg, IntRet, NetworkEventLifecycleMsg, RemoteError,
+};
 use crate::protocol::{KEEPALIVE_PROGRAM, MESSAGE_MAX, PROTOCOL_VERSION, REMOTE_PROGRAM};
 use crate::protocol::{keepalive, procs};
 use crate::xdr::{Void, XdrDecode, XdrEncode, from_bytes};
 
 /// Where events of one registered callback go.
-pub(crate) type EventSink = mpsc::Sender<LifecycleEvent>;
+#[derive(Debug, Clone)]
+pub(crate) enum EventSink {
+    /// Domain lifecycle events.
+    Domain(mpsc::Sender<LifecycleEvent>),
+    /// Network lifecycle events.
+    Network(mpsc::Sender<NetworkEvent>),
+}
+
+impl EventSink {
+    fn kind(&self) -> CallbackKind {
+        match self {
+            EventSink::Domain(_) => CallbackKind::Domain,
+            EventSink::Network(_) => CallbackKind::Network,
+        }
+    }
+}
+
+/// Which table a callback id belongs to: a server numbers domain and
+/// network callbacks separately (libvirtd does), so ids may repeat across
+/// kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum CallbackKind {
+    /// Domain events.
+    Domain,
+    /// Network events.
+    Network,
+}
+
+/// What arrives on a stream from the server.
+#[derive(Debug)]
+pub(crate) enum StreamEvent {
+    /// Data.
+    Data(Vec<u8>),
+    /// The end of the data.
+    Eof,
+    /// The server confirmed our finish or abort.
+    Confirm,
+    /// The stream failed.
+    Error(Error),
+}
 
 struct Pending {
     reply: oneshot::Sender<Result<Vec<u8>>>,
@@ -36,7 +80,8 @@ struct Pending {
 pub(crate) struct RpcClient {
     out: mpsc::Sender<Vec<u8>>,
     pending: Mutex<HashMap<u32, Pending>>,
-    events: Mutex<HashMap<i32, EventSink>>,
+    events: Mutex<HashMap<(CallbackKind, i32), EventSink>>,
+    streams: Mutex<HashMap<u32, mpsc::UnboundedSender<StreamEvent>>>,
     serial: AtomicU32,
     closed: AtomicBool,
     close_reason: Mutex<Option<String>>,
@@ -75,6 +120,7 @@ impl RpcClient {
             out: tx,
             pending: Mutex::new(HashMap::new()),
             events: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
             serial: AtomicU32::new(1),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
@@ -147,6 +193,14 @@ impl RpcClient {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        for (_, st) in self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            let _ = st.send(StreamEvent::Error(closed_error(Some(reason))));
+        }
     }
 
     fn incoming(&self, frame: &[u8]) {
@@ -180,7 +234,13 @@ impl RpcClient {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&h.serial)
                 else {
-                    debug!("reply for unknown serial {}", h.serial);
+                    // A failure of stream data we sent comes as a reply
+                    // with the stream's serial.
+                    if h.status == Status::Error {
+                        self.to_stream(h.serial, StreamEvent::Error(remote_error(body)));
+                    } else {
+                        debug!("reply for unknown serial {}", h.serial);
+                    }
                     return;
                 };
                 let result = match h.status {
@@ -191,19 +251,40 @@ impl RpcClient {
                             self.events
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .insert(id.value, sink);
+                                .insert((sink.kind(), id.value), sink);
                         }
                         Ok(body.to_vec())
                     }
-                    _ => Err(match from_bytes::<RemoteError>(body) {
-                        Ok(e) => e.into_error(),
-                        Err(e) => bad_reply("an error reply", &e),
-                    }),
+                    _ => Err(remote_error(body)),
                 };
                 let _ = p.reply.send(result);
             }
             MessageType::Message => self.event(h.proc_, body),
+            MessageType::Stream => {
+                let ev = match h.status {
+                    Status::Continue if body.is_empty() => StreamEvent::Eof,
+                    Status::Continue => StreamEvent::Data(body.to_vec()),
+                    Status::Ok => StreamEvent::Confirm,
+                    Status::Error => StreamEvent::Error(remote_error(body)),
+                };
+                self.to_stream(h.serial, ev);
+            }
             _ => {}
+        }
+    }
+
+    fn to_stream(&self, serial: u32, ev: StreamEvent) {
+        let st = self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&serial)
+            .cloned();
+        match st {
+            Some(st) => {
+                let _ = st.send(ev);
+            }
+            None => debug!("stream message for unknown serial {serial}"),
         }
     }
 
@@ -221,12 +302,37 @@ impl RpcClient {
                     .events
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .get(&m.callback_id)
+                    .get(&(CallbackKind::Domain, m.callback_id))
                     .cloned();
-                if let Some(sink) = sink {
+                if let Some(EventSink::Domain(sink)) = sink {
                     // A consumer that falls far behind loses events rather
                     // than stalling every call on this connection.
                     let _ = sink.try_send(LifecycleEvent::new(dom_ref(&m.dom), kind, m.detail));
+                }
+            }
+            procs::NETWORK_EVENT_LIFECYCLE => {
+                let Ok(m) = from_bytes::<NetworkEventLifecycleMsg>(body) else {
+                    debug!("undecodable network lifecycle event");
+                    return;
+                };
+                let kind = match m.event {
+                    0 => NetworkEventKind::Defined,
+                    1 => NetworkEventKind::Undefined,
+                    2 => NetworkEventKind::Started,
+                    3 => NetworkEventKind::Stopped,
+                    _ => return,
+                };
+                let sink = self
+                    .events
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&(CallbackKind::Network, m.callback_id))
+                    .cloned();
+                if let Some(EventSink::Network(sink)) = sink {
+                    let _ = sink.try_send(NetworkEvent {
+                        network: net_ref(&m.net),
+                        kind,
+                    });
                 }
             }
             procs::CONNECT_EVENT_CONNECTION_CLOSED => {
@@ -339,11 +445,53 @@ impl RpcClient {
     }
 
     /// Stops routing events of a callback.
-    pub fn drop_callback(&self, id: i32) {
+    pub fn drop_callback(&self, kind: CallbackKind, id: i32) {
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+            .remove(&(kind, id));
+    }
+
+    /// Calls a procedure that opens a stream (`@readstream`): the stream
+    /// is registered under the call's serial before the call goes out, so
+    /// no data can arrive unrouted.
+    pub fn call_stream<A, R>(
+        self: &Arc<Self>,
+        proc_: i32,
+        args: &A,
+    ) -> impl std::future::Future<Output = Result<(R, ClientStream)>> + Send + '_
+    where
+        A: XdrEncode + ?Sized,
+        R: for<'a> XdrDecode<'a>,
+    {
+        let prepared = self.prepare(proc_, args);
+        async move {
+            let (serial, msg) = prepared?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.streams
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(serial, tx);
+            let mut stream = ClientStream {
+                rpc: self.clone(),
+                serial,
+                proc_,
+                rx,
+                done: false,
+            };
+            // On failure, dropping `stream` unregisters it; a stream the
+            // server refused to open needs no abort.
+            let body = match self.exchange(proc_, (serial, msg), None).await {
+                Ok(b) => b,
+                Err(e) => {
+                    stream.done = true;
+                    return Err(e);
+                }
+            };
+            let ret = from_bytes::<R>(&body)
+                .map_err(|e| bad_reply(procs::lookup(proc_).map_or("a call", |p| p.name), &e))?;
+            Ok((ret, stream))
+        }
     }
 
     /// Sends keepalive PINGs while the server is quiet; closes the
@@ -401,6 +549,133 @@ impl RpcClient {
     pub fn shutdown(&self) {
         self.fail_all("closed by the client");
         self.abort_tasks();
+    }
+}
+
+fn remote_error(body: &[u8]) -> Error {
+    match from_bytes::<RemoteError>(body) {
+        Ok(e) => e.into_error(),
+        Err(e) => bad_reply("an error reply", &e),
+    }
+}
+
+/// The client end of a stream opened by [`RpcClient::call_stream`]. Dropped
+/// before it was finished, it aborts the stream.
+pub(crate) struct ClientStream {
+    rpc: Arc<RpcClient>,
+    serial: u32,
+    proc_: i32,
+    rx: mpsc::UnboundedReceiver<StreamEvent>,
+    done: bool,
+}
+
+impl std::fmt::Debug for ClientStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientStream({})", self.serial)
+    }
+}
+
+impl ClientStream {
+    fn header(&self, status: Status) -> Header {
+        Header {
+            prog: REMOTE_PROGRAM,
+            vers: PROTOCOL_VERSION,
+            proc_: self.proc_,
+            kind: MessageType::Stream,
+            serial: self.serial,
+            status,
+        }
+    }
+
+    /// The next data from the server; `None` at its end.
+    pub async fn recv(&mut self) -> Result<Option<Vec<u8>>> {
+        match self.rx.recv().await {
+            Some(StreamEvent::Data(d)) => Ok(Some(d)),
+            Some(StreamEvent::Eof) => Ok(None),
+            Some(StreamEvent::Error(e)) => {
+                self.done = true;
+                Err(e)
+            }
+            Some(StreamEvent::Confirm) => Err(Error::new(
+                ErrorKind::Rpc,
+                "the server ended the stream unexpectedly",
+            )
+            .in_domain(ErrorDomain::Rpc)),
+            None => {
+                self.done = true;
+                Err(closed_error(None))
+            }
+        }
+    }
+
+    /// Sends data to the server (no reply; in messages of libvirt's size).
+    pub async fn send(&self, data: &[u8]) -> Result<()> {
+        for chunk in data.chunks(crate::protocol::STREAM_CHUNK_MAX) {
+            let m = encode_message(&self.header(Status::Continue), &RawBody(chunk))
+                .map_err(|e| Error::new(ErrorKind::Rpc, e.to_string()))?;
+            self.rpc.out.send(m).await.map_err(|_| closed_error(None))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream (status OK, `virStreamFinish`) and waits for the
+    /// server's confirmation.
+    pub async fn finish(mut self) -> Result<()> {
+        self.end(Status::Ok).await
+    }
+
+    /// Aborts the stream (status ERROR, `virStreamAbort`) and waits for the
+    /// server's confirmation.
+    pub async fn abort(mut self) -> Result<()> {
+        self.end(Status::Error).await
+    }
+
+    async fn end(&mut self, status: Status) -> Result<()> {
+        self.done = true;
+        let m = encode_message(&self.header(status), &Void)
+            .map_err(|e| Error::new(ErrorKind::Rpc, e.to_string()))?;
+        self.rpc.out.send(m).await.map_err(|_| closed_error(None))?;
+        let wait = async {
+            loop {
+                match self.rx.recv().await {
+                    Some(StreamEvent::Confirm) => return Ok(()),
+                    Some(StreamEvent::Error(e)) => return Err(e),
+                    // Data still in flight before our end.
+                    Some(StreamEvent::Data(_)) | Some(StreamEvent::Eof) => {}
+                    None => return Err(closed_error(None)),
+                }
+            }
+        };
+        match tokio::time::timeout(self.rpc.timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::OperationTimeout,
+                "no confirmation from the server for the end of a stream",
+            )
+            .in_domain(ErrorDomain::Rpc)),
+        }
+    }
+}
+
+impl Drop for ClientStream {
+    fn drop(&mut self) {
+        self.rpc
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.serial);
+        if !self.done && !self.rpc.is_closed() {
+            self.rpc.send(&self.header(Status::Error), &Void);
+        }
+    }
+}
+
+/// Raw stream payload: written as is, unpadded.
+struct RawBody<'a>(&'a [u8]);
+
+impl XdrEncode for RawBody<'_> {
+    fn encode(&self, w: &mut crate::xdr::Writer) {
+        w.put_bytes(self.0);
     }
 }
 

@@ -54,6 +54,17 @@ pub const STORAGE_VOL_LIST_MAX: u32 = 16384;
 pub const AUTH_TYPE_LIST_MAX: u32 = 20;
 /// Largest list of domain messages.
 pub const DOMAIN_MESSAGES_MAX: u32 = 2048;
+/// Largest list of DHCP leases (`REMOTE_NETWORK_DHCP_LEASES_MAX`).
+pub const NETWORK_DHCP_LEASES_MAX: u32 = 65536;
+/// Most typed parameters in one domain's statistics
+/// (`REMOTE_CONNECT_GET_ALL_DOMAIN_STATS_MAX` of libvirt 9.0; later
+/// versions accept more, 9.0 clients refuse more).
+pub const CONNECT_GET_ALL_DOMAIN_STATS_MAX: u32 = 4096;
+/// Most block statistics (`REMOTE_DOMAIN_BLOCK_STATS_PARAMETERS_MAX`).
+pub const DOMAIN_BLOCK_STATS_PARAMETERS_MAX: u32 = 16;
+/// Largest payload of one stream data message
+/// (`VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX`), what libvirt sends at most.
+pub const STREAM_CHUNK_MAX: usize = 262_120;
 /// `VIR_SECURITY_MODEL_BUFLEN`.
 pub const SECURITY_MODEL_MAX: u32 = 256 + 1;
 /// `VIR_SECURITY_DOI_BUFLEN`.

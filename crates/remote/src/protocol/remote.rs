@@ -268,3 +268,164 @@ xdr_struct! {
     /// A volume argument.
     pub struct VolArg { pub vol: NonnullStorageVol }
 }
+
+impl Default for TypedParamValue {
+    fn default() -> Self {
+        TypedParamValue::Int(0)
+    }
+}
+
+xdr_struct! {
+    /// `remote_typed_param`: a named typed value.
+    pub struct TypedParam { pub field: String, pub value: TypedParamValue }
+}
+
+// Domain statistics.
+xdr_struct! {
+    /// `remote_domain_block_stats_args` and
+    /// `remote_domain_interface_stats_args` (`path` names the device).
+    pub struct DomainPathArgs { pub dom: NonnullDomain, pub path: String }
+}
+xdr_struct! {
+    /// `remote_domain_block_stats_ret`.
+    pub struct DomainBlockStatsRet {
+        pub rd_req: i64,
+        pub rd_bytes: i64,
+        pub wr_req: i64,
+        pub wr_bytes: i64,
+        pub errs: i64,
+    }
+}
+xdr_struct! {
+    /// `remote_domain_interface_stats_ret`.
+    pub struct DomainInterfaceStatsRet {
+        pub rx_bytes: i64,
+        pub rx_packets: i64,
+        pub rx_errs: i64,
+        pub rx_drop: i64,
+        pub tx_bytes: i64,
+        pub tx_packets: i64,
+        pub tx_errs: i64,
+        pub tx_drop: i64,
+    }
+}
+xdr_struct! {
+    /// `remote_domain_block_stats_flags_args`.
+    pub struct DomainBlockStatsFlagsArgs {
+        pub dom: NonnullDomain,
+        pub path: String,
+        pub nparams: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// `remote_domain_block_stats_flags_ret`.
+    pub struct DomainBlockStatsFlagsRet {
+        pub params: XdrVec<TypedParam, DOMAIN_BLOCK_STATS_PARAMETERS_MAX>,
+        pub nparams: i32,
+    }
+}
+xdr_struct! {
+    /// `remote_domain_get_control_info_ret`.
+    pub struct DomainGetControlInfoRet { pub state: u32, pub details: u32, pub state_time: u64 }
+}
+xdr_struct! {
+    /// `remote_domain_stats_record`.
+    pub struct DomainStatsRecord {
+        pub dom: NonnullDomain,
+        pub params: XdrVec<TypedParam, CONNECT_GET_ALL_DOMAIN_STATS_MAX>,
+    }
+}
+xdr_struct! {
+    /// `remote_connect_get_all_domain_stats_args`.
+    pub struct ConnectGetAllDomainStatsArgs {
+        pub doms: XdrVec<NonnullDomain, DOMAIN_LIST_MAX>,
+        pub stats: u32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// `remote_connect_get_all_domain_stats_ret`.
+    pub struct ConnectGetAllDomainStatsRet { pub ret_stats: XdrVec<DomainStatsRecord, DOMAIN_LIST_MAX> }
+}
+xdr_struct! {
+    /// `remote_connect_get_domain_capabilities_args`.
+    pub struct ConnectGetDomainCapabilitiesArgs {
+        pub emulatorbin: Option<String>,
+        pub arch: Option<String>,
+        pub machine: Option<String>,
+        pub virttype: Option<String>,
+        pub flags: u32,
+    }
+}
+
+// Streams.
+xdr_struct! {
+    /// `remote_domain_open_console_args`.
+    pub struct DomainOpenConsoleArgs { pub dom: NonnullDomain, pub dev_name: Option<String>, pub flags: u32 }
+}
+xdr_struct! {
+    /// `remote_domain_screenshot_args`.
+    pub struct DomainScreenshotArgs { pub dom: NonnullDomain, pub screen: u32, pub flags: u32 }
+}
+xdr_struct! {
+    /// `remote_domain_screenshot_ret`.
+    pub struct DomainScreenshotRet { pub mime: Option<String> }
+}
+
+// Network update, leases and events.
+xdr_struct! {
+    /// `remote_network_update_args` (in the order of
+    /// `VIR_DRV_FEATURE_NETWORK_UPDATE_HAS_CORRECT_ORDER`: command, then section).
+    pub struct NetworkUpdateArgs {
+        pub net: NonnullNetwork,
+        pub command: u32,
+        pub section: u32,
+        pub parent_index: i32,
+        pub xml: String,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// `remote_network_dhcp_lease`.
+    pub struct NetworkDhcpLeaseWire {
+        pub iface: String,
+        pub expirytime: i64,
+        pub type_: i32,
+        pub mac: Option<String>,
+        pub iaid: Option<String>,
+        pub ipaddr: String,
+        pub prefix: u32,
+        pub hostname: Option<String>,
+        pub clientid: Option<String>,
+    }
+}
+xdr_struct! {
+    /// `remote_network_get_dhcp_leases_args`.
+    pub struct NetworkGetDhcpLeasesArgs {
+        pub net: NonnullNetwork,
+        pub mac: Option<String>,
+        pub need_results: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// `remote_network_get_dhcp_leases_ret`.
+    pub struct NetworkGetDhcpLeasesRet {
+        pub leases: XdrVec<NetworkDhcpLeaseWire, NETWORK_DHCP_LEASES_MAX>,
+        pub ret: u32,
+    }
+}
+xdr_struct! {
+    /// `remote_connect_network_event_register_any_args`.
+    pub struct NetworkEventRegisterAnyArgs { pub event_id: i32, pub net: Option<NonnullNetwork> }
+}
+xdr_struct! {
+    /// `remote_network_event_lifecycle_msg`.
+    pub struct NetworkEventLifecycleMsg {
+        pub callback_id: i32,
+        pub net: NonnullNetwork,
+        pub event: i32,
+        pub detail: i32,
+    }
+}

@@ -10,11 +10,13 @@ use tracing::{debug, warn};
 use virtkit_core::{Error, ErrorDomain, ErrorKind};
 
 use super::handlers;
-use super::session::{Inflight, Session};
+use super::session::{Inflight, Session, StreamMsg};
 use crate::protocol::header::{Header, HeaderError, MessageType, Status, raw_serial, split};
 use crate::protocol::procs::{self, Access};
 use crate::protocol::remote::RemoteError;
-use crate::protocol::{KEEPALIVE_PROGRAM, PROTOCOL_VERSION, REMOTE_PROGRAM, keepalive};
+use crate::protocol::{
+    KEEPALIVE_PROGRAM, PROTOCOL_VERSION, REMOTE_PROGRAM, STREAM_CHUNK_MAX, keepalive,
+};
 use crate::xdr::{Void, Writer, XdrEncode};
 
 /// A procedure implementation: decodes its arguments from the body and
@@ -22,12 +24,28 @@ use crate::xdr::{Void, Writer, XdrEncode};
 pub(crate) type Handler =
     for<'a> fn(&'a Arc<Session>, &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
 
-/// Already-encoded XDR.
-struct Raw<'a>(&'a [u8]);
+/// A procedure that opens a stream: on success it sends its reply itself
+/// (after registering the stream, before any data), so that the stream
+/// can start right behind it.
+pub(crate) type StreamHandler =
+    for<'a> fn(&'a Arc<Session>, Header, &'a [u8]) -> BoxFuture<'a, Result<(), Error>>;
+
+/// How a procedure is served.
+#[derive(Clone, Copy)]
+pub(crate) enum Served {
+    /// A call and its reply.
+    Call(Handler),
+    /// A call that opens a stream.
+    Stream(StreamHandler),
+}
+
+/// Already-encoded XDR, or the raw payload of a stream message: written
+/// as is.
+pub(crate) struct Raw<'a>(pub &'a [u8]);
 
 impl XdrEncode for Raw<'_> {
     fn encode(&self, w: &mut Writer) {
-        w.put_padded(self.0);
+        w.put_bytes(self.0);
     }
 }
 
@@ -82,8 +100,41 @@ pub(crate) async fn message(session: &Arc<Session>, frame: Vec<u8>, inflight: &I
             );
         }
         MessageType::Stream | MessageType::StreamHole => {
-            // No procedure opens a stream, so no stream can exist: drop it.
-            debug!(peer = %session.peer.addr, "ignoring stream data for serial {}", header.serial);
+            let target = (header.prog == REMOTE_PROGRAM)
+                .then(|| session.stream_sender(header.serial, header.proc_))
+                .flatten();
+            let Some(tx) = target else {
+                // Stream messages are not acknowledged, so some may still
+                // arrive after a stream ended: libvirt drops them too.
+                debug!(peer = %session.peer.addr, "ignoring stream data for serial {}", header.serial);
+                return true;
+            };
+            let body = &frame[24..];
+            if body.len() > STREAM_CHUNK_MAX {
+                // libvirt's clients send at most this much per message;
+                // bigger ones would let one stream hold its whole queue in
+                // maximal messages. Refused, the stream goes on.
+                return reply_error(
+                    session,
+                    &header,
+                    &rpc_error(format!(
+                        "stream message of {} bytes exceeds the maximum of {STREAM_CHUNK_MAX}",
+                        body.len()
+                    )),
+                );
+            }
+            let msg = StreamMsg {
+                kind: header.kind,
+                status: header.status,
+                body: body.to_vec(),
+            };
+            // A stream that cannot take more (its device does not drain)
+            // holds up this client's reading, as in libvirt; a session that
+            // ends meanwhile stops waiting.
+            tokio::select! {
+                _ = tx.send(msg) => {}
+                _ = session.closing() => return false,
+            }
             return true;
         }
         MessageType::Reply | MessageType::ReplyWithFds | MessageType::Message => {
@@ -179,15 +230,15 @@ pub(crate) async fn message(session: &Arc<Session>, frame: Vec<u8>, inflight: &I
     let session = session.clone();
     tokio::spawn(async move {
         let body = &frame[24..];
-        let result = handler(&session, body).await;
-        match result {
-            Ok(ret) => {
-                session.send_message(&header.reply(Status::Ok), &Raw(&ret));
-            }
-            Err(e) => {
-                debug!(procedure = info.name, "call failed: {e}");
-                reply_error(&session, &header, &e);
-            }
+        let result = match handler {
+            Served::Call(h) => h(&session, body)
+                .await
+                .map(|ret| session.send_message(&header.reply(Status::Ok), &Raw(&ret))),
+            Served::Stream(h) => h(&session, header, body).await.map(|()| true),
+        };
+        if let Err(e) = result {
+            debug!(procedure = info.name, "call failed: {e}");
+            reply_error(&session, &header, &e);
         }
         drop((permit, bytes));
     });

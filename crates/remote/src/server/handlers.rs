@@ -6,14 +6,16 @@ use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use virtkit_core::network::update::{Command, Section};
 use virtkit_core::{
-    CreateFlags, DefineFlags, DestroyFlags, Error, ErrorDomain, ErrorKind, EventFilter,
-    InterfaceListFlags, ListFlags, NetworkListFlags, OpenFlags, PoolListFlags, RebootFlags,
-    ShutdownFlags, UndefineFlags, Uri, Uuid, XmlFlags, registry,
+    Connection, CreateFlags, DefineFlags, DestroyFlags, Error, ErrorDomain, ErrorKind, EventFilter,
+    InterfaceListFlags, ListFlags, NetworkEventStream, NetworkListFlags, NetworkUpdateFlags,
+    OpenFlags, PoolListFlags, RebootFlags, ShutdownFlags, StatsGroups, UndefineFlags, Uri, Uuid,
+    XmlFlags,
 };
 
-use super::dispatch::Handler;
-use super::session::Session;
+use super::dispatch::{Handler, Served};
+use super::session::{CallbackKind, Session};
 use crate::protocol::convert::*;
 use crate::protocol::error::bad_args;
 use crate::protocol::header::{Header, MessageType, Status};
@@ -21,7 +23,7 @@ use crate::protocol::remote::*;
 use crate::protocol::{REMOTE_PROGRAM, feature, procs};
 use crate::xdr::{CharArray, CharVec, Void, XdrDecode, from_bytes, to_bytes};
 
-fn decode<'a, T: XdrDecode<'a>>(proc_: i32, body: &'a [u8]) -> Result<T, Error> {
+pub(super) fn decode<'a, T: XdrDecode<'a>>(proc_: i32, body: &'a [u8]) -> Result<T, Error> {
     from_bytes(body).map_err(|e| {
         let name = procs::lookup(proc_).map_or("?", |p| p.name);
         bad_args(name, &e)
@@ -45,9 +47,13 @@ macro_rules! handlers {
     };
 }
 
-/// The handler of a procedure.
-pub(crate) fn find(number: i32) -> Option<Handler> {
-    HANDLERS.iter().find(|(n, _)| *n == number).map(|(_, h)| *h)
+/// How a procedure is served, if it is.
+pub(crate) fn find(number: i32) -> Option<Served> {
+    HANDLERS
+        .iter()
+        .find(|(n, _)| *n == number)
+        .map(|(_, h)| Served::Call(*h))
+        .or_else(|| super::streams::find(number).map(Served::Stream))
 }
 
 fn flag(b: bool) -> IntRet {
@@ -66,8 +72,76 @@ fn too_many(what: &str, n: usize, max: u32) -> Error {
 
 /// Highest `virDomainEventID` + 1 of libvirt 9.0 (`VIR_DOMAIN_EVENT_ID_LAST`).
 const DOMAIN_EVENT_ID_LAST: i32 = 27;
+/// Highest `virNetworkEventID` + 1 of libvirt 9.0 (`VIR_NETWORK_EVENT_ID_LAST`:
+/// lifecycle only; metadata-change came with 9.8).
+const NETWORK_EVENT_ID_LAST: i32 = 1;
 /// Event callbacks one client may hold.
 const MAX_CALLBACKS: usize = 1024;
+
+/// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_ENFORCE_STATS`: unknown groups are an
+/// error instead of being skipped.
+const STATS_ENFORCE: u32 = 1 << 31;
+/// The domain-filter bits of `virConnectGetAllDomainStats` flags (active,
+/// inactive, persistent, transient, running, paused, shutoff, other): the
+/// same bits as `virConnectListAllDomains`.
+const STATS_LIST_FILTER: u32 = 0xff;
+
+fn event_header(proc_: i32) -> Header {
+    Header {
+        prog: REMOTE_PROGRAM,
+        vers: crate::protocol::PROTOCOL_VERSION,
+        proc_,
+        kind: MessageType::Message,
+        serial: 0,
+        status: Status::Ok,
+    }
+}
+
+fn check_callbacks(s: &Session) -> Result<(), Error> {
+    if s.callback_count() >= MAX_CALLBACKS {
+        return Err(Error::new(
+            ErrorKind::OperationFailed,
+            format!("too many event callbacks on this connection (limit {MAX_CALLBACKS})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Network lifecycle events of a connection. A hypervisor driver whose
+/// networks are those of the network driver (QEMU, LXC: their `networks()`
+/// is the network driver's instance of the same kind) has them from that
+/// driver, as libvirtd takes network events from its network driver
+/// whatever hypervisor a client opened; the returned connection must live
+/// as long as the stream.
+async fn network_events(
+    s: &Session,
+    conn: &Arc<dyn Connection>,
+    net: Option<Uuid>,
+) -> Result<(NetworkEventStream, Option<Arc<dyn Connection>>), Error> {
+    let err = match conn.events().and_then(|e| e.subscribe_networks(net)) {
+        Ok(stream) => return Ok((stream, None)),
+        Err(e) => e,
+    };
+    let hosted = err.kind() == ErrorKind::NoSupport
+        && conn.driver() != "network"
+        && conn.networks().is_ok_and(|n| n.driver() == "network");
+    let uri = conn.uri();
+    let Some(rest) = uri.split_once("://").map(|(_, r)| r).filter(|_| hosted) else {
+        return Err(err);
+    };
+    let net_uri = Uri::parse(&format!("network://{rest}"))?;
+    let mut flags = OpenFlags::empty();
+    if conn.is_read_only() {
+        flags |= OpenFlags::READ_ONLY;
+    }
+    let nc = s
+        .server
+        .open(&net_uri, flags)
+        .await
+        .map_err(|_| err.clone())?;
+    let stream = nc.events()?.subscribe_networks(net)?;
+    Ok((stream, Some(nc)))
+}
 
 handlers! {
     CONNECT_OPEN => connect_open(s, a: ConnectOpenArgs) {
@@ -98,7 +172,7 @@ handlers! {
         if s.peer.read_only {
             flags |= OpenFlags::READ_ONLY;
         }
-        let conn = registry::open(&uri, flags).await?;
+        let conn = s.server.open(&uri, flags).await?;
         s.server.retain(&uri.to_string(), &conn);
         s.set_conn(Some(conn));
         Void
@@ -216,7 +290,8 @@ handlers! {
         Void
     }
     NETWORK_GET_XML_DESC => network_get_xml_desc(s, a: NetworkFlagsArgs) {
-        StringRet { value: s.conn()?.networks()?.xml_desc(&net_ref(&a.net), XmlFlags(a.flags)).await? }
+        let flags = object_xml_flags(a.flags, "virNetworkGetXMLDesc")?;
+        StringRet { value: s.conn()?.networks()?.xml_desc(&net_ref(&a.net), flags).await? }
     }
     NETWORK_GET_AUTOSTART => network_get_autostart(s, a: NetworkArg) {
         flag(s.conn()?.networks()?.info(&net_ref(&a.net)).await?.autostart)
@@ -299,7 +374,8 @@ handlers! {
         }
     }
     STORAGE_POOL_GET_XML_DESC => pool_get_xml_desc(s, a: PoolFlagsArgs) {
-        StringRet { value: s.conn()?.storage()?.pool_xml_desc(&pool_ref(&a.pool), XmlFlags(a.flags)).await? }
+        let flags = object_xml_flags(a.flags, "virStoragePoolGetXMLDesc")?;
+        StringRet { value: s.conn()?.storage()?.pool_xml_desc(&pool_ref(&a.pool), flags).await? }
     }
     STORAGE_POOL_GET_AUTOSTART => pool_get_autostart(s, a: PoolArg) {
         flag(s.conn()?.storage()?.pool_info(&pool_ref(&a.pool)).await?.autostart)
@@ -339,7 +415,8 @@ handlers! {
         InterfaceArg { iface: wire_iface(&s.conn()?.interfaces()?.lookup_by_mac(a.value).await?) }
     }
     INTERFACE_GET_XML_DESC => iface_get_xml_desc(s, a: InterfaceFlagsArgs) {
-        StringRet { value: s.conn()?.interfaces()?.xml_desc(&iface_ref(&a.iface), XmlFlags(a.flags)).await? }
+        let flags = object_xml_flags(a.flags, "virInterfaceGetXMLDesc")?;
+        StringRet { value: s.conn()?.interfaces()?.xml_desc(&iface_ref(&a.iface), flags).await? }
     }
     CONNECT_IS_SECURE => connect_is_secure(s, _a: Void) {
         flag(s.peer.secure)
@@ -449,12 +526,7 @@ handlers! {
         if !(0..DOMAIN_EVENT_ID_LAST).contains(&a.event_id) {
             return Err(Error::invalid_arg(format!("unsupported event ID {}", a.event_id)));
         }
-        if s.callback_count() >= MAX_CALLBACKS {
-            return Err(Error::new(
-                ErrorKind::OperationFailed,
-                format!("too many event callbacks on this connection (limit {MAX_CALLBACKS})"),
-            ));
-        }
+        check_callbacks(s)?;
         // Only lifecycle events exist in virtkit's drivers so far; other
         // IDs register (as libvirt allows) and simply never fire.
         let callback_id = if a.event_id == 0 {
@@ -465,14 +537,7 @@ handlers! {
             let handle = tokio::spawn(async move {
                 let Ok(callback_id) = id_rx.await else { return };
                 while let Some(ev) = stream.next().await {
-                    let header = Header {
-                        prog: REMOTE_PROGRAM,
-                        vers: crate::protocol::PROTOCOL_VERSION,
-                        proc_: procs::DOMAIN_EVENT_CALLBACK_LIFECYCLE,
-                        kind: MessageType::Message,
-                        serial: 0,
-                        status: Status::Ok,
-                    };
+                    let header = event_header(procs::DOMAIN_EVENT_CALLBACK_LIFECYCLE);
                     let msg = DomainEventCallbackLifecycleMsg {
                         callback_id,
                         dom: wire_dom(&ev.domain),
@@ -484,16 +549,16 @@ handlers! {
                     }
                 }
             });
-            let id = s.add_callback(Some(handle.abort_handle()));
+            let id = s.add_callback(CallbackKind::Domain, Some(handle.abort_handle()));
             let _ = id_tx.send(id);
             id
         } else {
-            s.add_callback(None)
+            s.add_callback(CallbackKind::Domain, None)
         };
         IntRet { value: callback_id }
     }
     CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY => domain_event_deregister(s, a: IntRet) {
-        if !s.remove_callback(a.value) {
+        if !s.remove_callback(CallbackKind::Domain, a.value) {
             return Err(Error::invalid_arg(format!("callback {} not registered", a.value)));
         }
         Void
@@ -509,6 +574,185 @@ handlers! {
     CONNECT_UNREGISTER_CLOSE_CALLBACK => connect_unregister_close_callback(s, _a: Void) {
         s.close_callback.store(false, Ordering::Relaxed);
         Void
+    }
+    DOMAIN_BLOCK_STATS => domain_block_stats(s, a: DomainPathArgs) {
+        let st = s.conn()?.domains()?.block_stats(&dom_ref(&a.dom), &a.path).await?;
+        DomainBlockStatsRet {
+            rd_req: st.rd_req,
+            rd_bytes: st.rd_bytes,
+            wr_req: st.wr_req,
+            wr_bytes: st.wr_bytes,
+            errs: st.errs,
+        }
+    }
+    DOMAIN_INTERFACE_STATS => domain_interface_stats(s, a: DomainPathArgs) {
+        let st = s.conn()?.domains()?.interface_stats(&dom_ref(&a.dom), &a.path).await?;
+        DomainInterfaceStatsRet {
+            rx_bytes: st.rx_bytes,
+            rx_packets: st.rx_packets,
+            rx_errs: st.rx_errs,
+            rx_drop: st.rx_drop,
+            tx_bytes: st.tx_bytes,
+            tx_packets: st.tx_packets,
+            tx_errs: st.tx_errs,
+            tx_drop: st.tx_drop,
+        }
+    }
+    DOMAIN_GET_CONTROL_INFO => domain_get_control_info(s, a: DomainFlagsArgs) {
+        no_flags(a.flags, "virDomainGetControlInfo")?;
+        // virtkit's drivers talk to their hypervisor per call, with no
+        // control channel that could be busy between calls: a running
+        // domain's control is always "ok" (VIR_DOMAIN_CONTROL_OK, no
+        // details), as in libvirt's test driver.
+        let (state, _) = s.conn()?.domains()?.state(&dom_ref(&a.dom)).await?;
+        if !state.is_active() {
+            return Err(Error::operation_invalid("domain is not running"));
+        }
+        DomainGetControlInfoRet::default()
+    }
+    DOMAIN_BLOCK_STATS_FLAGS => domain_block_stats_flags(s, a: DomainBlockStatsFlagsArgs) {
+        let max = crate::protocol::DOMAIN_BLOCK_STATS_PARAMETERS_MAX;
+        if a.nparams < 0 {
+            return Err(Error::invalid_arg("nparams in virDomainBlockStatsFlags must be non-negative"));
+        }
+        if a.nparams as u32 > max {
+            return Err(Error::internal("nparams too large"));
+        }
+        // Only VIR_TYPED_PARAM_STRING_OKAY (4) is meaningful here.
+        no_flags(a.flags & !4, "virDomainBlockStatsFlags")?;
+        let st = s.conn()?.domains()?.block_stats(&dom_ref(&a.dom), &a.path).await?;
+        // libvirt's QEMU driver order; unknown (-1) values are left out.
+        let params: Vec<TypedParam> = [
+            ("wr_bytes", st.wr_bytes),
+            ("wr_operations", st.wr_req),
+            ("rd_bytes", st.rd_bytes),
+            ("rd_operations", st.rd_req),
+            ("errs", st.errs),
+        ]
+        .into_iter()
+        .filter(|(_, v)| *v >= 0)
+        .map(|(f, v)| TypedParam { field: f.to_string(), value: TypedParamValue::LLong(v) })
+        .collect();
+        if a.nparams == 0 {
+            // The caller asks how many there are.
+            DomainBlockStatsFlagsRet { params: Vec::new().into(), nparams: params.len() as i32 }
+        } else {
+            let mut params = params;
+            params.truncate(a.nparams as usize);
+            DomainBlockStatsFlagsRet { params: params.into(), nparams: 0 }
+        }
+    }
+    NETWORK_UPDATE => network_update(s, a: NetworkUpdateArgs) {
+        let section = Section::from_code(a.section).ok_or_else(|| {
+            Error::new(ErrorKind::NoSupport, "can't update unrecognized section of network")
+                .in_domain(ErrorDomain::Network)
+        })?;
+        let command = Command::from_code(a.command).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NoSupport,
+                format!("unrecognized network update command code {}", a.command),
+            )
+            .in_domain(ErrorDomain::Network)
+        })?;
+        s.conn()?
+            .networks()?
+            .update(&net_ref(&a.net), command, section, a.parent_index, &a.xml, NetworkUpdateFlags(a.flags))
+            .await?;
+        Void
+    }
+    CONNECT_NETWORK_EVENT_REGISTER_ANY => network_event_register(s, a: NetworkEventRegisterAnyArgs) {
+        if !(0..NETWORK_EVENT_ID_LAST).contains(&a.event_id) {
+            return Err(Error::invalid_arg(format!("unsupported event ID {}", a.event_id)));
+        }
+        check_callbacks(s)?;
+        let conn = s.conn()?;
+        let (mut stream, keep) = network_events(s, &conn, a.net.as_ref().map(|n| Uuid(n.uuid))).await?;
+        let (id_tx, id_rx) = tokio::sync::oneshot::channel::<i32>();
+        let sess = s.clone();
+        let handle = tokio::spawn(async move {
+            let _keep = keep;
+            let Ok(callback_id) = id_rx.await else { return };
+            while let Some(ev) = stream.next().await {
+                let msg = NetworkEventLifecycleMsg {
+                    callback_id,
+                    net: wire_net(&ev.network),
+                    event: ev.kind.code(),
+                    // libvirt's network lifecycle events carry no detail.
+                    detail: 0,
+                };
+                if !sess.send_message(&event_header(procs::NETWORK_EVENT_LIFECYCLE), &msg) {
+                    break;
+                }
+            }
+        });
+        let id = s.add_callback(CallbackKind::Network, Some(handle.abort_handle()));
+        let _ = id_tx.send(id);
+        IntRet { value: id }
+    }
+    CONNECT_NETWORK_EVENT_DEREGISTER_ANY => network_event_deregister(s, a: IntRet) {
+        if !s.remove_callback(CallbackKind::Network, a.value) {
+            return Err(Error::invalid_arg(format!("callback {} not registered", a.value)));
+        }
+        Void
+    }
+    NETWORK_GET_DHCP_LEASES => network_get_dhcp_leases(s, a: NetworkGetDhcpLeasesArgs) {
+        no_flags(a.flags, "virNetworkGetDHCPLeases")?;
+        let leases = s.conn()?.networks()?.dhcp_leases(&net_ref(&a.net), a.mac.as_deref()).await?;
+        let max = crate::protocol::NETWORK_DHCP_LEASES_MAX;
+        if leases.len() > max as usize {
+            return Err(too_many("leases", leases.len(), max));
+        }
+        let ret = leases.len() as u32;
+        let leases = if a.need_results != 0 { leases.iter().map(wire_lease).collect() } else { Vec::new() };
+        NetworkGetDhcpLeasesRet { leases: leases.into(), ret }
+    }
+    CONNECT_GET_DOMAIN_CAPABILITIES => connect_get_domain_capabilities(s, a: ConnectGetDomainCapabilitiesArgs) {
+        no_flags(a.flags, "virConnectGetDomainCapabilities")?;
+        let caps = s
+            .conn()?
+            .domain_capabilities(
+                a.emulatorbin.as_deref(),
+                a.arch.as_deref(),
+                a.machine.as_deref(),
+                a.virttype.as_deref(),
+            )
+            .await?;
+        StringRet { value: caps }
+    }
+    CONNECT_GET_ALL_DOMAIN_STATS => connect_get_all_domain_stats(s, a: ConnectGetAllDomainStatsArgs) {
+        let groups = StatsGroups(a.stats);
+        if a.flags & STATS_ENFORCE != 0 && groups.unknown_bits() != 0 {
+            return Err(Error::new(
+                ErrorKind::ArgumentUnsupported,
+                format!("Stats types bits 0x{:x} are not supported by this daemon", groups.unknown_bits()),
+            ));
+        }
+        let conn = s.conn()?;
+        let ops = conn.domains()?;
+        let listed = a.doms.is_empty();
+        let doms = if listed {
+            ops.list_all(ListFlags(a.flags & STATS_LIST_FILTER)).await?
+        } else {
+            a.doms.iter().map(dom_ref).collect()
+        };
+        let max = crate::protocol::CONNECT_GET_ALL_DOMAIN_STATS_MAX;
+        let mut records = Vec::with_capacity(doms.len());
+        for d in doms {
+            let params = match ops.stats(&d, groups).await {
+                Ok(p) => p,
+                // A listed domain that went away meanwhile is skipped.
+                Err(e) if listed && e.kind() == ErrorKind::NoDomain => continue,
+                Err(e) => return Err(e),
+            };
+            if params.len() > max as usize {
+                return Err(too_many("statistics", params.len(), max));
+            }
+            records.push(DomainStatsRecord { dom: wire_dom(&d), params: wire_typed_params(&params).into() });
+        }
+        if records.len() > crate::protocol::DOMAIN_LIST_MAX as usize {
+            return Err(too_many("domains", records.len(), crate::protocol::DOMAIN_LIST_MAX));
+        }
+        ConnectGetAllDomainStatsRet { ret_stats: records.into() }
     }
     DOMAIN_GET_MESSAGES => domain_get_messages(s, a: DomainFlagsArgs) {
         // No driver keeps taint or deprecation messages yet; confirm the
@@ -533,6 +777,13 @@ mod tests {
         for p in procs::TABLE {
             let is_message = p.api.starts_with('(');
             assert_eq!(find(p.number).is_some(), !is_message, "{}", p.name);
+        }
+        for (n, _) in super::super::streams::STREAM_HANDLERS {
+            assert!(
+                procs::lookup(*n).is_some(),
+                "stream handler {n} has no table entry"
+            );
+            assert!(HANDLERS.iter().all(|(h, _)| h != n), "{n} is served twice");
         }
     }
 }

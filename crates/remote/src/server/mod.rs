@@ -7,12 +7,16 @@
 //! another client), at most `max_requests` and `inflight_bytes` at once
 //! (then reading pauses); replies and events go through a queue bounded in
 //! messages and bytes to one writer task, and a client that stops reading
-//! is dropped when that queue is full rather than waited on. So one
-//! client's memory is bounded by about `inflight_bytes + write_queue_bytes`.
+//! is dropped when that queue is full rather than waited on. Stream data
+//! from the client (console input) is queued per stream, at most 16
+//! messages of libvirt's 256 KiB each, for at most 16 streams. So one
+//! client's memory is bounded by about `inflight_bytes + write_queue_bytes`
+//! plus 4 MiB per open stream.
 
 mod dispatch;
 mod handlers;
 mod session;
+mod streams;
 
 use std::fmt;
 use std::sync::Arc;
@@ -134,6 +138,10 @@ pub struct Server {
     served: AtomicUsize,
     /// Connections kept for [`ServerConfig::retain_drivers`], by URI.
     retained: std::sync::Mutex<Vec<(String, Arc<dyn virtkit_core::driver::Connection>)>>,
+    /// One lock per URI being opened: clients connecting at the same moment
+    /// open a driver one after the other, so the first open (which starts
+    /// the driver's instance) completes before the next one looks for it.
+    opening: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Most URIs whose driver state one server keeps alive; beyond, further
@@ -149,7 +157,34 @@ impl Server {
             authorizer,
             served: AtomicUsize::new(0),
             retained: std::sync::Mutex::new(Vec::new()),
+            opening: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Opens `uri` for a client; opens of one URI run one at a time.
+    pub(crate) async fn open(
+        &self,
+        uri: &virtkit_core::Uri,
+        flags: virtkit_core::OpenFlags,
+    ) -> Result<Arc<dyn virtkit_core::driver::Connection>> {
+        let key = uri.to_string();
+        let lock = self
+            .opening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let r = {
+            let _turn = lock.lock().await;
+            virtkit_core::registry::open(uri, flags).await
+        };
+        // Forget the lock once nobody else waits for it.
+        let mut opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&lock) == 2 {
+            opening.remove(&key);
+        }
+        r
     }
 
     /// Keeps `conn` (just opened for `uri`) alive for the server's lifetime

@@ -34,8 +34,9 @@ pub(crate) struct Session {
     /// driver-side close can be reported with message 362 once drivers
     /// signal one (none does yet).
     pub close_callback: AtomicBool,
-    events: Mutex<HashMap<i32, Option<AbortHandle>>>,
+    events: Mutex<HashMap<i32, (CallbackKind, Option<AbortHandle>)>>,
     next_callback: AtomicI32,
+    streams: Mutex<HashMap<u32, StreamSlot>>,
     last_rx: AtomicU64,
     started: Instant,
 }
@@ -120,30 +121,110 @@ impl Session {
     }
 
     /// Registers an event callback; `task` forwards its events.
-    pub fn add_callback(&self, task: Option<AbortHandle>) -> i32 {
+    pub fn add_callback(&self, kind: CallbackKind, task: Option<AbortHandle>) -> i32 {
         let id = self.next_callback.fetch_add(1, Ordering::Relaxed);
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, task);
+            .insert(id, (kind, task));
         id
     }
 
-    /// Removes an event callback.
-    pub fn remove_callback(&self, id: i32) -> bool {
-        match self
-            .events
+    /// Removes an event callback of `kind` (a domain callback id does not
+    /// deregister a network callback, as in libvirt).
+    pub fn remove_callback(&self, kind: CallbackKind, id: i32) -> bool {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.get(&id).is_none_or(|(k, _)| *k != kind) {
+            return false;
+        }
+        if let Some((_, Some(t))) = events.remove(&id) {
+            t.abort();
+        }
+        true
+    }
+
+    /// Opens a stream for the call `serial` of procedure `proc_`: client
+    /// stream messages with that serial go to the returned receiver. Fails
+    /// when the serial is in use or the client has too many streams.
+    pub fn add_stream(&self, serial: u32, proc_: i32) -> Result<mpsc::Receiver<StreamMsg>> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if streams.len() >= MAX_STREAMS {
+            return Err(Error::new(
+                ErrorKind::OperationFailed,
+                format!("too many open streams on this connection (limit {MAX_STREAMS})"),
+            ));
+        }
+        if streams.contains_key(&serial) {
+            return Err(Error::new(
+                ErrorKind::Rpc,
+                format!("a stream with serial {serial} is already open"),
+            ));
+        }
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        streams.insert(
+            serial,
+            StreamSlot {
+                proc_,
+                tx,
+                task: None,
+            },
+        );
+        Ok(rx)
+    }
+
+    /// Records the task serving a stream (aborted when the session ends).
+    pub fn set_stream_task(&self, serial: u32, task: AbortHandle) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        match streams.get_mut(&serial) {
+            Some(slot) => slot.task = Some(task),
+            // The stream already ended.
+            None => task.abort(),
+        }
+    }
+
+    /// Forgets a stream (its task is ending).
+    pub fn remove_stream(&self, serial: u32) {
+        self.streams
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
-        {
-            Some(task) => {
-                if let Some(t) = task {
-                    t.abort();
-                }
-                true
+            .remove(&serial);
+    }
+
+    /// Where stream messages for `serial` and `proc_` go, if such a stream
+    /// is open.
+    pub fn stream_sender(&self, serial: u32, proc_: i32) -> Option<mpsc::Sender<StreamMsg>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&serial)
+            .filter(|s| s.proc_ == proc_)
+            .map(|s| s.tx.clone())
+    }
+
+    /// Bytes queued for the client and not written yet.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at most `limit` bytes are queued for the client (stream
+    /// producers pace themselves on the client's reading). `false` when the
+    /// session ended meanwhile.
+    pub async fn wait_for_room(&self, limit: usize) -> bool {
+        while self.queued_bytes() > limit {
+            if self.is_closed() {
+                return false;
             }
-            None => false,
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        !self.is_closed()
+    }
+
+    /// Resolves when the session is ending.
+    pub async fn closing(&self) {
+        // Polled: the `closed` notification's single stored permit belongs
+        // to the reader loop.
+        while !self.is_closed() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -163,13 +244,23 @@ impl Session {
     }
 
     fn shutdown(&self) {
-        for (_, task) in self
+        for (_, (_, task)) in self
             .events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .drain()
         {
             if let Some(t) = task {
+                t.abort();
+            }
+        }
+        for (_, slot) in self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            if let Some(t) = slot.task {
                 t.abort();
             }
         }
@@ -199,6 +290,7 @@ where
         close_callback: AtomicBool::new(false),
         events: Mutex::new(HashMap::new()),
         next_callback: AtomicI32::new(1),
+        streams: Mutex::new(HashMap::new()),
         last_rx: AtomicU64::new(0),
         started: Instant::now(),
     });
@@ -314,6 +406,43 @@ where
         let _ = c.close().await;
     }
     debug!("client disconnected");
+}
+
+/// What an event callback forwards. libvirt numbers domain and network
+/// callbacks in separate tables; virtkit numbers them from one counter but
+/// deregisters each only through its own procedure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallbackKind {
+    /// Domain events (316/317).
+    Domain,
+    /// Network events (313/314).
+    Network,
+}
+
+/// Streams one client may have open at once.
+const MAX_STREAMS: usize = 16;
+/// Client stream messages (each at most `STREAM_CHUNK_MAX` bytes) queued
+/// for one stream before reading from the client waits: with
+/// `MAX_STREAMS`, at most 64 MiB of queued stream data per client.
+const STREAM_QUEUE: usize = 16;
+
+/// A message the client sent on a stream: data (`Continue`), finish
+/// (`Ok`), abort (`Error`), or a hole.
+#[derive(Debug)]
+pub(crate) struct StreamMsg {
+    /// `Stream` or `StreamHole`.
+    pub kind: MessageType,
+    /// The message status.
+    pub status: Status,
+    /// The raw payload.
+    pub body: Vec<u8>,
+}
+
+/// An open stream of one client.
+struct StreamSlot {
+    proc_: i32,
+    tx: mpsc::Sender<StreamMsg>,
+    task: Option<AbortHandle>,
 }
 
 /// What one client may have running at once.

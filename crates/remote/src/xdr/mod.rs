@@ -133,6 +133,12 @@ impl Writer {
         self.buf.extend_from_slice(&[0u8; 3][..pad]);
     }
 
+    /// Writes bytes as they are, without padding (the raw payload of a
+    /// stream data message).
+    pub fn put_bytes(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     /// Overwrites a word at `offset` (used to patch the length prefix).
     pub fn patch_u32(&mut self, offset: usize, v: u32) {
         if let Some(slot) = self.buf.get_mut(offset..offset + 4) {
