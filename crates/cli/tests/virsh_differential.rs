@@ -137,6 +137,12 @@ const CASES: &[&[&str]] = &[
     &[
         "net-update default add bridge \"<bridge name='x'/>\"; net-update default add forward-interface \"<interface dev='eth9'/>\"",
     ],
+    &[
+        "net-update default add ip-dhcp-host \"<host mac='52:54:00:00:00:0a' ip='192.168.122.10'/>\" --config; net-dumpxml default; net-dumpxml default --inactive; net-destroy default; net-dumpxml default",
+    ],
+    &[
+        "net-define $D/net1.xml; net-start n1; net-update n1 add dns-txt \"<txt name='a' value='b'/>\" --config; net-update n1 add dns-txt \"<txt name='c' value='d'/>\" --live; net-dumpxml n1; net-dumpxml n1 --inactive; net-destroy n1; net-dumpxml n1; net-update n1 add dns-txt \"<txt name='e' value='f'/>\" --live",
+    ],
     &["net-start default"],
     &["net-destroy default; net-destroy default"],
     &["net-undefine nosuch"],
@@ -200,6 +206,10 @@ const CASES: &[&[&str]] = &[
 /// Deliberate differences: (case, reason). Only the exit code and the first
 /// line of stderr are compared for these.
 const DIFFERENT: &[(&str, &str)] = &[
+    (
+        "domcapabilities",
+        "an unsupported operation names virtkit's operation and the driver, not libvirt's API function",
+    ),
     (
         "define $D/bad.xml",
         "XML syntax errors are virtkit's own positioned messages, not libxml2's",

@@ -255,6 +255,9 @@ pub enum ErrorDetail {
         /// libvirt's `virErrorDomain`.
         domain: i32,
     },
+    /// The message stands alone, without the kind's prefix (libvirt's
+    /// argument checks, e.g. "unsupported flags (0x1) in function ...").
+    Bare,
     /// A driver cannot do an operation.
     Unsupported {
         /// Driver name, e.g. `test`.
@@ -295,6 +298,16 @@ impl Error {
         Error::new(ErrorKind::Internal, message)
     }
 
+    /// libvirt's refusal of flags a function does not take, with libvirt's
+    /// flag bits and function name (printed without a prefix, as libvirt does).
+    pub fn unsupported_flags(flags: u32, function: &str) -> Error {
+        let mut e = Error::new(
+            ErrorKind::InvalidArg,
+            format!("unsupported flags (0x{flags:x}) in function {function}"),
+        );
+        e.detail = ErrorDetail::Bare;
+        e
+    }
     /// `InvalidArg` error.
     pub fn invalid_arg(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidArg, message)
@@ -436,7 +449,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = self.kind.prefix();
         match (&self.detail, prefix.is_empty()) {
-            (ErrorDetail::Remote { .. }, _) => f.write_str(&self.message),
+            (ErrorDetail::Remote { .. } | ErrorDetail::Bare, _) => f.write_str(&self.message),
             (ErrorDetail::Xml(loc), _) => {
                 write!(f, "{prefix}: {loc}: {}", self.message)
             }

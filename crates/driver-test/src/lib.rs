@@ -352,7 +352,12 @@ impl NetworkOps for TestConnection {
     }
 
     async fn xml_desc(&self, net: &NetworkRef, flags: XmlFlags) -> Result<String> {
-        self.state.net_xml(net, flags.contains(XmlFlags::INACTIVE))
+        // libvirt's test driver takes no flags here (VIR_NETWORK_XML_INACTIVE
+        // is 1 in libvirt's numbering).
+        if flags.contains(XmlFlags::INACTIVE) {
+            return Err(Error::unsupported_flags(1, "testNetworkGetXMLDesc"));
+        }
+        self.state.net_xml(net, false)
     }
 
     async fn update(

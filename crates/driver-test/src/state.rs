@@ -122,7 +122,11 @@ impl Dom {
 /// and the test driver's flags.
 #[derive(Debug, Clone)]
 pub(crate) struct Net {
+    /// The definition in effect (the running one while active).
     pub def: NetworkDef,
+    /// A persistent definition changed while the network runs: it takes
+    /// effect when the network stops.
+    pub next_def: Option<NetworkDef>,
     pub name: String,
     pub uuid: Uuid,
     pub active: bool,
@@ -144,6 +148,7 @@ impl Net {
             name: def.name().to_string(),
             uuid: def.uuid().unwrap_or_default(),
             def,
+            next_def: None,
             active: false,
             persistent: true,
             autostart: false,
@@ -163,7 +168,11 @@ impl Net {
 
     /// The network's XML as libvirt's formatter prints it.
     pub fn xml(&self, inactive: bool) -> String {
-        self.def.to_xml_canonical(&NetworkFormat { inactive })
+        let def = match (&self.next_def, inactive) {
+            (Some(next), true) => next,
+            _ => &self.def,
+        };
+        def.to_xml_canonical(&NetworkFormat { inactive })
     }
 }
 
@@ -714,7 +723,8 @@ impl TestState {
         self.with_net(n, |net| Ok(net.xml(inactive)))
     }
 
-    /// `virNetworkUpdate` on the one definition the test driver keeps.
+    /// `virNetworkUpdate`: the running definition (`--live`), the
+    /// persistent one (`--config`), or the one in effect.
     pub fn net_update(
         &self,
         n: &NetworkRef,
@@ -725,15 +735,46 @@ impl TestState {
         flags: NetworkUpdateFlags,
     ) -> Result<()> {
         self.with_net(n, |net| {
-            if flags.contains(NetworkUpdateFlags::LIVE) && !net.active {
+            let mut live = flags.contains(NetworkUpdateFlags::LIVE);
+            let mut config = flags.contains(NetworkUpdateFlags::CONFIG);
+            if !live && !config {
+                // "current": the running definition if it runs.
+                live = net.active;
+                config = !net.active;
+            }
+            if live && !net.active {
                 return Err(Error::operation_invalid("network is not running"));
             }
-            if flags.contains(NetworkUpdateFlags::CONFIG) && !net.persistent {
+            if config && !net.persistent {
                 return Err(Error::operation_invalid(
                     "cannot change persistent config of a transient network",
                 ));
             }
-            update::apply(&mut net.def, command, section, parent_index, xml)
+            // Both copies are changed, or neither.
+            let new_live = if live {
+                let mut d = net.def.clone();
+                update::apply(&mut d, command, section, parent_index, xml)?;
+                Some(d)
+            } else {
+                None
+            };
+            let new_config = if config && net.active {
+                let mut d = net.next_def.clone().unwrap_or_else(|| net.def.clone());
+                update::apply(&mut d, command, section, parent_index, xml)?;
+                Some(d)
+            } else {
+                None
+            };
+            if config && !net.active {
+                update::apply(&mut net.def, command, section, parent_index, xml)?;
+            }
+            if let Some(d) = new_live {
+                net.def = d;
+            }
+            if let Some(d) = new_config {
+                net.next_def = Some(d);
+            }
+            Ok(())
         })
     }
 
@@ -756,11 +797,20 @@ impl TestState {
                     old.name
                 )));
             }
-            net.active = old.active || active;
-            net.autostart = old.autostart;
-            net.persistent = old.persistent || !active;
-            inner.nets[i] = net.clone();
-            return Ok(net.handle());
+            let h = net.handle();
+            let old = &mut inner.nets[i];
+            if old.active && !active {
+                // Defining a running network: the new definition waits
+                // for the network to stop.
+                old.next_def = Some(net.def);
+                old.persistent = true;
+            } else {
+                old.persistent = old.persistent || !active;
+                old.active = old.active || active;
+                old.def = net.def;
+                old.next_def = None;
+            }
+            return Ok(h);
         }
         if let Some(old) = inner.nets.iter().find(|x| x.name == net.name) {
             return Err(Error::new(
@@ -803,6 +853,7 @@ impl TestState {
         if inner.nets[i].active {
             inner.nets[i].persistent = false;
             inner.nets[i].autostart = false;
+            inner.nets[i].next_def = None;
         } else {
             inner.nets.remove(i);
         }
@@ -834,7 +885,12 @@ impl TestState {
         // libvirt's test driver destroys an inactive network again
         // without complaint.
         if inner.nets[i].persistent {
-            inner.nets[i].active = false;
+            let net = &mut inner.nets[i];
+            net.active = false;
+            // libvirt's test driver keeps the running definition when a
+            // network stops; changes made to the persistent one meanwhile
+            // are dropped (its real network driver applies them).
+            net.next_def = None;
         } else {
             inner.nets.remove(i);
         }
