@@ -171,6 +171,10 @@ fn qmp_err(e: crate::qmp::QmpError) -> Error {
     Error::new(ErrorKind::OperationFailed, e.to_string())
 }
 
+/// How long opening waits for another process to release a driver's
+/// directories.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 /// Takes the instance lock, so that two processes never drive the same
 /// directories.
 fn take_lock(layout: &Layout) -> Result<File> {
@@ -190,7 +194,7 @@ fn take_lock(layout: &Layout) -> Result<File> {
             ErrorKind::OperationFailed,
             format!(
                 "{} is in use by another virtkit process{} (lock {}); connect through that process \
-                 (e.g. qemu+unix:// to virtkitd) or stop it",
+                 (e.g. qemu+unix:// to virtkitd), or retry when it has finished",
                 layout.uri,
                 if holder.trim().is_empty() {
                     String::new()
@@ -211,20 +215,22 @@ impl QemuState {
     /// again, autostart domains started.
     pub async fn open(layout: Layout) -> Result<Arc<QemuState>> {
         layout.create()?;
-        // An earlier instance of this same process may still be tearing
-        // down (its last connection just went away on another thread): its
-        // lock goes with it in a moment. Another process's lock is final.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        // The directories belong to one process at a time. Another short
+        // virtkit command (or this process's previous instance, still
+        // tearing down) lets go soon: wait for it, up to LOCK_WAIT. A
+        // daemon keeps them: say so at once.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
         let lock = loop {
             match take_lock(&layout) {
                 Ok(l) => break l,
                 Err(e) => {
-                    let ours = std::fs::read_to_string(layout.lock_file())
-                        .is_ok_and(|h| h.trim() == std::process::id().to_string());
-                    if !ours || std::time::Instant::now() > deadline {
+                    let holder = std::fs::read_to_string(layout.lock_file()).unwrap_or_default();
+                    let daemon = std::fs::read_to_string(format!("/proc/{}/comm", holder.trim()))
+                        .is_ok_and(|c| c.trim() == "virtkitd");
+                    if daemon || std::time::Instant::now() > deadline {
                         return Err(e);
                     }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
         };

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::spec::Call;
-use super::{CmdResult, Ctx};
+use super::{CmdResult, Ctx, Failure};
 
 pub async fn nodeinfo(ctx: &mut Ctx, call: &Call) -> CmdResult {
     let info = ctx.conn().await?.node_info().await?;
@@ -43,7 +43,8 @@ pub async fn domcapabilities(ctx: &mut Ctx, call: &Call) -> CmdResult {
             call.value("machine"),
             call.value("virttype"),
         )
-        .await?;
+        .await
+        .map_err(|e| Failure::with("failed to get emulator capabilities", &e))?;
     ctx.print(&caps);
     Ok(())
 }

@@ -149,6 +149,20 @@ impl Ctx {
         Ok(self.conn.as_ref().expect("connection was just opened"))
     }
 
+    /// Closes an in-process driver connection (kept open otherwise): a
+    /// long interactive command that no longer needs the driver then does
+    /// not keep other virtkit processes out of the same URI. Connections to
+    /// a daemon stay open.
+    pub fn release_local_conn(&mut self) {
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.connection().driver() != "remote")
+        {
+            self.conn = None;
+        }
+    }
+
     /// Looks a domain up the way virsh does, with virsh's message on failure.
     pub async fn domain(&mut self, key: &str, by: By) -> Result<Domain, Failure> {
         let conn = self.conn().await?.clone();

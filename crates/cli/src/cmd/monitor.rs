@@ -2,6 +2,7 @@
 //! domblklist, console, screenshot.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::AsRawFd;
 
 use serde::Serialize;
 use virtkit::xml::{self, Element};
@@ -291,6 +292,30 @@ impl Drop for RawTerminal {
     }
 }
 
+/// Which of `fds` are readable (or hung up), waiting until one is.
+fn readable(fds: &[std::os::fd::RawFd]) -> std::io::Result<Vec<bool>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `p` is a valid, exclusively borrowed array of `p.len()`
+        // pollfd structures for the duration of the call.
+        let rc = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, -1) };
+        if rc >= 0 {
+            return Ok(p.iter().map(|x| x.revents != 0).collect());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Ctrl-], virsh's escape character.
 const ESCAPE: u8 = 0x1d;
 
@@ -311,7 +336,12 @@ pub async fn console(ctx: &mut Ctx, call: &Call) -> CmdResult {
         .write(true)
         .open(&path)
         .map_err(|e| Failure::msg(format!("cannot open console {}: {e}", path.display())))?;
-    ctx.println(&format!("Connected to domain '{}'", d.name()));
+    // The pty needs no driver: let other virtkit processes use the URI
+    // (to stop the guest, for one) while the console is open.
+    let name = d.name().to_string();
+    drop((d, conn));
+    ctx.release_local_conn();
+    ctx.println(&format!("Connected to domain '{name}'"));
     ctx.println("Escape character is ^] (Ctrl + ])");
     ctx.flush();
     let raw = RawTerminal::enter()
@@ -319,8 +349,12 @@ pub async fn console(ctx: &mut Ctx, call: &Call) -> CmdResult {
     let mut from_dev = dev
         .try_clone()
         .map_err(|e| Failure::msg(format!("cannot duplicate the console fd: {e}")))?;
-    // The guest's output, until the device closes.
+    // The guest's output, until the device closes (the guest stopped); its
+    // end wakes the input side through `wake`.
+    let (wake_rx, wake_tx) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| Failure::msg(format!("cannot create a wake-up socket: {e}")))?;
     std::thread::spawn(move || {
+        let _wake = wake_tx; // dropped when the output ends
         let mut buf = [0u8; 4096];
         let mut out = std::io::stdout();
         while let Ok(n) = from_dev.read(&mut buf) {
@@ -329,12 +363,19 @@ pub async fn console(ctx: &mut Ctx, call: &Call) -> CmdResult {
             }
         }
     });
-    // The user's input, until Ctrl-].
+    // The user's input, until Ctrl-] or the end of the guest's output.
     let mut to_dev = dev;
     let joined = tokio::task::spawn_blocking(move || {
         let mut buf = [0u8; 256];
         let mut input = std::io::stdin();
-        while let Ok(n) = input.read(&mut buf) {
+        loop {
+            match readable(&[0, wake_rx.as_raw_fd()]) {
+                Ok(r) if r[1] => break,
+                Ok(r) if r[0] => {}
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+            let Ok(n) = input.read(&mut buf) else { break };
             if n == 0 {
                 break;
             }
