@@ -11,6 +11,7 @@
 //! Parsing is built on quick-xml's event reader; errors carry a line, a
 //! column and the XPath-like location of the problem.
 
+pub mod order;
 mod parse;
 mod write;
 

@@ -7,26 +7,7 @@
 // context is ambiguous), the order in which libvirt prints child elements
 // and attributes.
 
-/// A partial order over names: `before[i]` has bit `j` set when
-/// `names[j]` must be printed before `names[i]`. Pairs without a bit
-/// were never seen together; they keep the order they were written in.
-pub(super) struct Names {
-    /// Names, in one order that satisfies every constraint.
-    pub names: &'static [&'static str],
-    /// Per name, the set of names that precede it (bit = index in `names`).
-    pub before: &'static [u128],
-}
-
-/// One context's child and attribute order.
-pub(super) struct OrderRow {
-    /// `parent/element` or `grandparent/parent/element`; `domain` for the root;
-    /// `parent/element@value` for a layout chosen by the element's `type`.
-    pub context: &'static str,
-    /// Order of child element names.
-    pub children: Names,
-    /// Order of attribute names.
-    pub attrs: Names,
-}
+use crate::xml::order::{Names, OrderRow};
 
 /// Sorted by context for binary search.
 pub(super) static ORDER: &[OrderRow] = &[

@@ -2,24 +2,7 @@
 // documents of the test corpus and the orders libvirt's network formatter
 // uses (EXTRA in the script); do not edit by hand.
 
-/// A partial order over names: `before[i]` has bit `j` set when
-/// `names[j]` must be printed before `names[i]`.
-pub(super) struct Names {
-    /// Names, in one order that satisfies every constraint.
-    pub names: &'static [&'static str],
-    /// Per name, the set of names that precede it (bit = index in `names`).
-    pub before: &'static [u64],
-}
-
-/// One context's child and attribute order.
-pub(super) struct OrderRow {
-    /// `parent/element`, or `network` for the root.
-    pub context: &'static str,
-    /// Order of child element names.
-    pub children: Names,
-    /// Order of attribute names.
-    pub attrs: Names,
-}
+use crate::xml::order::{Names, OrderRow};
 
 /// Sorted by context for binary search.
 pub(super) static ORDER: &[OrderRow] = &[
