@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use compact_str::CompactString;
 
 pub use parse::{ParseOptions, parse, parse_str, parse_with};
-pub use write::{CanonicalWriter, escape_libvirt};
+pub use write::{CanonicalWriter, escape_libvirt, libvirt_layout};
 
 use crate::error::{Error, XmlLocation};
 

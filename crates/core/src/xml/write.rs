@@ -318,3 +318,37 @@ fn libxml_node(out: &mut String, e: &Element, level: usize, format: bool) {
     out.push_str(e.name());
     out.push('>');
 }
+
+/// Prints a document root in libvirt's layout: its top-level `<metadata>`
+/// dumped the way libxml2 stores it, and the elements named in
+/// `always_open` opened and closed on their own lines even when empty
+/// (libvirt writes their start tag with `>` unconditionally: `<devices>`
+/// and `<hyperv>` in domains, `<ip>` and `<portgroup>` in networks).
+pub fn libvirt_layout(root: &Element, always_open: &[&str]) -> String {
+    fn element(w: &mut CanonicalWriter, e: &Element, indent: usize, always_open: &[&str]) {
+        let element_only = e.children.iter().all(|n| matches!(n, Node::Element(_)));
+        let open = e.has_elements() || always_open.contains(&e.name());
+        if !(open && element_only) {
+            w.element(e, indent);
+            return;
+        }
+        w.element_open(e, indent);
+        for child in e.elements() {
+            element(w, child, indent + 1, always_open);
+        }
+        w.element_close(e, indent);
+    }
+    let mut w = CanonicalWriter::new();
+    let mut head = root.clone();
+    head.children.clear();
+    w.element_open(&head, 0);
+    for child in root.elements() {
+        if child.name() == "metadata" {
+            w.libxml_dump(child, 1);
+        } else {
+            element(&mut w, child, 1, always_open);
+        }
+    }
+    w.element_close(&head, 0);
+    w.finish()
+}

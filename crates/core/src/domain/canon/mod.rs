@@ -13,7 +13,7 @@
 //!    before the generic device passes, [`DomainProfile::post_parse`] after;
 //! 4. ordering of children and attributes ([`order`], from a table learned
 //!    from libvirt's output);
-//! 5. writing in libvirt's layout ([`write`]).
+//! 5. writing in libvirt's layout ([`crate::xml::libvirt_layout`]).
 //!
 //! Anything virtkit does not know is kept, next to the known sibling it
 //! followed; only what libvirt itself drops (comments, blank text) goes.
@@ -31,7 +31,6 @@ mod order_table;
 mod os;
 mod resctrl;
 mod values;
-mod write;
 
 use crate::domain::DomainProfile;
 use crate::error::Result;
@@ -66,7 +65,7 @@ pub fn validate(doc: &Document) -> Result<()> {
 
 /// Prints `doc` as libvirt would.
 pub fn format(doc: &Document, profile: &dyn DomainProfile, opts: &FormatOptions) -> String {
-    write::domain(&normalised(doc, profile, opts))
+    crate::xml::libvirt_layout(&normalised(doc, profile, opts), &["devices", "hyperv"])
 }
 
 /// The `<domain>` element as libvirt would hold it after parsing: defaults

@@ -11,7 +11,7 @@
 //!    given mode;
 //! 3. ordering of children and attributes ([`order`], from a table learned
 //!    from libvirt's output by `scripts/gen-network-order`);
-//! 4. writing in libvirt's layout ([`write`]).
+//! 4. writing in libvirt's layout ([`crate::xml::libvirt_layout`]).
 //!
 //! Elements virtkit does not know are kept next to the sibling they
 //! followed, as for domains.
@@ -19,7 +19,6 @@
 mod normalise;
 mod order;
 mod order_table;
-mod write;
 
 use super::def::Network;
 use crate::xml::{Document, Element, Node};
@@ -38,7 +37,7 @@ pub fn format(doc: &Document, model: &Network, opts: &FormatOptions) -> String {
     tidy(&mut root, true);
     normalise::network(&mut root, model, opts);
     order::sort_tree(&mut root, &mut Vec::new());
-    write::network(&root)
+    crate::xml::libvirt_layout(&root, &["ip", "portgroup"])
 }
 
 /// Drops comments, processing instructions and whitespace between
