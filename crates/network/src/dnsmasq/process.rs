@@ -137,13 +137,23 @@ fn signal(pid: u32, sig: libc::c_int) {
 
 /// Stops the network's dnsmasq: SIGTERM, then SIGKILL if it lingers.
 /// A PID that no longer belongs to it is left alone.
+///
+/// Returns once the process has let go of its sockets: an exiting process
+/// loses its command line (which [`is_ours`] reads) before it closes its
+/// files, so the wait follows the process itself (its start time), and a
+/// dnsmasq started right after binds the same addresses without
+/// "Address already in use".
 pub fn stop(pid: u32, conf: &Path) {
     if !is_ours(pid, conf) {
         return;
     }
+    let Some(started) = start_time(pid) else {
+        return;
+    };
+    let running = || start_time(pid) == Some(started);
     signal(pid, libc::SIGTERM);
     let deadline = Instant::now() + STOP_TIMEOUT;
-    while is_ours(pid, conf) {
+    while running() {
         if Instant::now() > deadline {
             signal(pid, libc::SIGKILL);
             break;
@@ -151,14 +161,48 @@ pub fn stop(pid: u32, conf: &Path) {
         std::thread::sleep(POLL);
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
-    while is_ours(pid, conf) && Instant::now() < deadline {
+    while running() && Instant::now() < deadline {
         std::thread::sleep(POLL);
     }
+}
+
+/// The start time (field 22 of `/proc/PID/stat`) of a process that has not
+/// yet exited; `None` once it is gone or a zombie (whose files are closed).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X") | None) {
+        return None;
+    }
+    // After the state (field 3) comes field 4; the start time is field 22.
+    fields.nth(18)?.parse().ok()
 }
 
 /// Asks dnsmasq to re-read its hosts files.
 pub fn reload(pid: u32, conf: &Path) {
     if is_ours(pid, conf) {
         signal(pid, libc::SIGHUP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_follows_a_process_until_it_exits() {
+        let me = std::process::id();
+        let t = start_time(me).expect("this process runs");
+        assert_eq!(start_time(me), Some(t), "stable for one process");
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Exited but not yet reaped: a zombie, whose files are closed.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while start_time(pid).is_some() && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        assert_eq!(start_time(pid), None);
+        child.wait().unwrap();
+        assert_eq!(start_time(pid), None);
     }
 }
