@@ -37,6 +37,10 @@ pub use virtkit_driver_test as test_driver;
 #[cfg(feature = "qemu")]
 pub use virtkit_driver_qemu as qemu_driver;
 
+/// The LXC driver (`lxc:///system`, `lxc:///embed?root=DIR`).
+#[cfg(feature = "lxc")]
+pub use virtkit_driver_lxc as lxc_driver;
+
 /// The remote driver (URIs with a transport or a host: virtkitd, libvirtd).
 #[cfg(feature = "remote")]
 pub use virtkit_remote as remote_driver;
@@ -58,6 +62,8 @@ pub fn init() {
     virtkit_core::registry::register(&virtkit_driver_qemu::QemuDriver);
     #[cfg(feature = "network")]
     virtkit_core::registry::register(&virtkit_network::NetworkDriver);
+    #[cfg(feature = "lxc")]
+    virtkit_core::registry::register(&virtkit_driver_lxc::LxcDriver);
 }
 
 /// Names of the drivers this build of the facade was compiled with.
@@ -71,5 +77,7 @@ pub fn compiled_drivers() -> &'static [&'static str] {
         "qemu",
         #[cfg(feature = "network")]
         "network",
+        #[cfg(feature = "lxc")]
+        "lxc",
     ]
 }

@@ -91,6 +91,16 @@ pub trait Connection: Send + Sync + Debug {
         ))
     }
 
+    /// Converts a hypervisor's native configuration to domain XML
+    /// (`virConnectDomainXMLFromNative`), e.g. format `lxc-tools`.
+    async fn domain_xml_from_native(&self, format: &str, config: &str) -> Result<String> {
+        let _ = (format, config);
+        Err(Error::unsupported(
+            self.driver(),
+            "connect.domain-xml-from-native",
+        ))
+    }
+
     /// Host security model.
     async fn security_model(&self) -> Result<SecurityModel> {
         Ok(SecurityModel::default())
@@ -280,6 +290,12 @@ pub trait DomainOps: Send + Sync {
     async fn console_path(&self, dom: &DomainRef, dev: Option<&str>) -> Result<std::path::PathBuf> {
         let _ = (dom, dev);
         unsupported_default!(self, "domain.console")
+    }
+    /// The namespaces and cgroups of a running container, to run a command
+    /// inside it (`virsh lxc-enter-namespace`).
+    async fn lxc_open_namespace(&self, dom: &DomainRef) -> Result<ContainerEntry> {
+        let _ = dom;
+        unsupported_default!(self, "domain.lxc-open-namespace")
     }
     /// A screenshot of display `screen`: the image bytes and their MIME type.
     async fn screenshot(&self, dom: &DomainRef, screen: u32) -> Result<(Vec<u8>, String)> {

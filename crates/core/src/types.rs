@@ -676,6 +676,18 @@ pub struct InterfaceStats {
     pub tx_drop: i64,
 }
 
+/// What a process needs to run a command inside a running container
+/// (libvirt's `virDomainLxcOpenNamespace` and `virDomainLxcEnterCGroup`).
+#[derive(Debug)]
+pub struct ContainerEntry {
+    /// The container init's namespaces by kind (`user`, `ipc`, `uts`,
+    /// `net`, `pid`, `mnt`), as open nsfs descriptors, in the order to enter
+    /// them.
+    pub namespaces: Vec<(String, std::os::fd::OwnedFd)>,
+    /// The `cgroup.procs` files of the container's cgroups, to join first.
+    pub cgroup_procs: Vec<std::path::PathBuf>,
+}
+
 /// A domain's security label (`virSecurityLabel`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct SecurityLabel {

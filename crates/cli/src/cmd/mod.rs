@@ -5,6 +5,7 @@ mod domain;
 mod event;
 mod host;
 mod iface;
+mod lxc;
 mod monitor;
 mod network;
 pub mod spec;
@@ -263,6 +264,8 @@ pub async fn run(ctx: &mut Ctx, call: &Call) -> CmdResult {
         "domblklist" => monitor::domblklist(ctx, call).await,
         "console" => monitor::console(ctx, call).await,
         "screenshot" => monitor::screenshot(ctx, call).await,
+        "lxc-enter-namespace" => lxc::lxc_enter_namespace(ctx, call).await,
+        "domxml-from-native" => lxc::domxml_from_native(ctx, call).await,
         "uri" => host::uri(ctx).await,
         "hostname" => host::hostname(ctx).await,
         "version" => host::version(ctx, call).await,

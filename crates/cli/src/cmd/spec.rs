@@ -203,6 +203,14 @@ pub const COMMANDS: &[Cmd] = &[
                 "mode",
                 "acpi, agent, initctl, signal or paravirt (comma-separated)",
             ),
+            value(
+                "timeout",
+                "wait this many seconds for the domain to shut off (virtkit only)",
+            ),
+            flag(
+                "force",
+                "with --timeout: destroy the domain if it has not shut off (virtkit only)",
+            ),
         ],
     },
     Cmd {
@@ -324,6 +332,23 @@ pub const COMMANDS: &[Cmd] = &[
             opt_arg("devname", "character device alias (serial0...)"),
             flag("force", "disconnect other sessions"),
             flag("safe", "only when safe"),
+        ],
+    },
+    Cmd {
+        name: "lxc-enter-namespace",
+        help: "run a command inside a running container's namespaces",
+        opts: &[
+            DOMAIN,
+            flag("noseclabel", "do not change the process security label"),
+            rest("cmd", "the command and its arguments (after --)"),
+        ],
+    },
+    Cmd {
+        name: "domxml-from-native",
+        help: "convert a native guest configuration to domain XML",
+        opts: &[
+            arg("format", "source config data format (lxc-tools)"),
+            arg("config", "config data file to import from"),
         ],
     },
     Cmd {
