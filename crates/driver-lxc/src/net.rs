@@ -228,29 +228,8 @@ async fn run_ip_in(ns: OwnedFd, cmds: Vec<Vec<String>>) -> Result<()> {
         .map_err(|_| Error::internal("the address configuration thread ended without an answer"))?
 }
 
-/// Traffic counters of one device inside the container (`/proc/PID/net/dev`
-/// shows the namespace of that process): the guest's own point of view.
+/// The counters of the container's interface `dev`, as the container
+/// counts them.
 pub(crate) fn guest_stats(init_pid: i32, dev: &str) -> Option<virtkit_core::InterfaceStats> {
-    let text = std::fs::read_to_string(format!("/proc/{init_pid}/net/dev")).ok()?;
-    let line = text.lines().find_map(|l| {
-        let (name, rest) = l.split_once(':')?;
-        (name.trim() == dev).then_some(rest)
-    })?;
-    let f: Vec<i64> = line
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    if f.len() < 12 {
-        return None;
-    }
-    Some(virtkit_core::InterfaceStats {
-        rx_bytes: f[0],
-        rx_packets: f[1],
-        rx_errs: f[2],
-        rx_drop: f[3],
-        tx_bytes: f[8],
-        tx_packets: f[9],
-        tx_errs: f[10],
-        tx_drop: f[11],
-    })
+    virtkit_netdev::counters::device_counters(Some(init_pid), dev)
 }

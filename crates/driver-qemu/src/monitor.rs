@@ -131,26 +131,19 @@ fn find_stats<'a>(by_path: &'a [(String, Value)], source: &str) -> Option<&'a Va
         .map(|(_, v)| v)
 }
 
-/// Traffic of a host tap, as the guest sees it (the tap's receive is the
-/// guest's transmit).
+/// A tap's counters from the guest's side: what the tap sent, the guest
+/// received.
 fn tap_stats(dev: &str) -> Option<InterfaceStats> {
-    let base = format!("/sys/class/net/{dev}/statistics");
-    let r = |f: &str| -> Option<i64> {
-        std::fs::read_to_string(format!("{base}/{f}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
+    let t = virtkit_netdev::counters::device_counters(None, dev)?;
     Some(InterfaceStats {
-        rx_bytes: r("tx_bytes")?,
-        rx_packets: r("tx_packets")?,
-        rx_errs: r("tx_errors")?,
-        rx_drop: r("tx_dropped")?,
-        tx_bytes: r("rx_bytes")?,
-        tx_packets: r("rx_packets")?,
-        tx_errs: r("rx_errors")?,
-        tx_drop: r("rx_dropped")?,
+        rx_bytes: t.tx_bytes,
+        rx_packets: t.tx_packets,
+        rx_errs: t.tx_errs,
+        rx_drop: t.tx_drop,
+        tx_bytes: t.rx_bytes,
+        tx_packets: t.rx_packets,
+        tx_errs: t.rx_errs,
+        tx_drop: t.rx_drop,
     })
 }
 

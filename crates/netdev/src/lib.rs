@@ -11,7 +11,8 @@
 //!   from a `vnet%d` template with libvirt's monotonic counter.
 //! - [`Veth`]: veth pairs for containers, moved into another namespace
 //!   ([`Netdev::move_to_netns`]) and renamed there.
-//! - Queries ([`Netdev::link`], [`Netdev::exists`], [`Netdev::bridge_ports`]...)
+//! - Queries ([`Netdev::link`], [`Netdev::exists`], [`Netdev::bridge_ports`]...),
+//!   traffic counters ([`counters::device_counters`])
 //!   and generic changes (MAC, MTU, up/down, master, rename, device group,
 //!   delete, [`Netdev::delete_group`] for bulk teardown).
 //!
@@ -54,6 +55,8 @@
 #[cfg(any(target_os = "freebsd", test))]
 #[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
 pub mod bsd;
+#[cfg(target_os = "linux")]
+pub mod counters;
 pub mod error;
 pub mod name;
 
