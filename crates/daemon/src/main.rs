@@ -8,8 +8,12 @@
 //!
 //! Sockets: `DIR/virtkit-sock` (read-write, 0700) and `DIR/virtkit-sock-ro`
 //! (read-only, every mutating call denied); `/run/virtkit/...` without
-//! `--root`. TCP and TLS listeners are off unless configured. SIGTERM or
-//! SIGINT stops accepting, closes clients and exits; guests are not touched.
+//! `--root`. With `--root DIR`, the system URIs (`qemu:///system`,
+//! `lxc:///system`, `network:///system`) are served by embedded instances
+//! sharing `DIR/system` (`DRIVER:///embed?root=DIR/system`), so such a
+//! daemon never touches the host's `/etc`, `/run` or `/var`. TCP and TLS
+//! listeners are off unless configured. SIGTERM or SIGINT stops accepting,
+//! closes clients and exits; guests are not touched.
 
 mod activation;
 mod config;
@@ -33,7 +37,9 @@ usage: virtkitd [--root DIR] [--config FILE] [--verbose]
 
   --root DIR      keep every file under DIR: sockets DIR/virtkit-sock and
                   DIR/virtkit-sock-ro, pidfile DIR/virtkitd.pid, configuration
-                  DIR/virtkitd.conf (if present), TLS files in DIR/pki/
+                  DIR/virtkitd.conf (if present), TLS files in DIR/pki/;
+                  system URIs (qemu:///system, lxc:///system, ...) are served
+                  from DIR/system instead of the host's directories
   --config FILE   read settings from FILE (libvirtd.conf syntax)
   --verbose       debug logging (or set VIRTKITD_LOG to a tracing filter)
 ";
@@ -129,7 +135,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cfg, activated, root.is_some())) {
+    match rt.block_on(run(cfg, activated, root)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -149,11 +155,25 @@ fn startup_uris(private_root: bool) -> Vec<&'static str> {
         return Vec::new();
     }
     let d = virtkit::compiled_drivers();
-    [("network", "network:///system"), ("qemu", "qemu:///system")]
-        .into_iter()
-        .filter(|(drv, _)| d.contains(drv))
-        .map(|(_, uri)| uri)
-        .collect()
+    [
+        ("network", "network:///system"),
+        ("qemu", "qemu:///system"),
+        ("lxc", "lxc:///system"),
+    ]
+    .into_iter()
+    .filter(|(drv, _)| d.contains(drv))
+    .map(|(_, uri)| uri)
+    .collect()
+}
+
+/// Where a `--root` daemon keeps its system instances: `DIR/system`, which
+/// may be a symbolic link (to state that outlives `DIR`); the resolved path
+/// names the instances, so it is the same for every daemon using it.
+fn system_root(root: &Path) -> PathBuf {
+    let dir = root.join("system");
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::canonicalize(&dir))
+        .unwrap_or(dir)
 }
 
 /// The URI used when a client sends none: the first local driver compiled in.
@@ -187,7 +207,7 @@ fn bind_unix(path: &Path, perms: u32) -> Result<UnixListener, String> {
 async fn run(
     cfg: Config,
     activated: Vec<activation::Activated>,
-    private_root: bool,
+    private_root: Option<PathBuf>,
 ) -> Result<(), String> {
     let _pid = pidfile::PidFile::acquire(&cfg.pid_file).map_err(|e| e.to_string())?;
     let authorizer: Option<Arc<dyn Authorizer>> = match cfg.auth_unix_rw {
@@ -201,11 +221,12 @@ async fn run(
             max_message: cfg.max_message_size,
             keepalive: cfg.keepalive(),
             default_uri: default_uri(&cfg),
+            system_root: private_root.as_deref().map(system_root),
             ..ServerConfig::default()
         },
         authorizer,
     );
-    for uri in startup_uris(private_root) {
+    for uri in startup_uris(private_root.is_some()) {
         match virtkit::Uri::parse(uri) {
             Ok(u) => match virtkit::registry::open(&u, virtkit::OpenFlags::empty()).await {
                 Ok(conn) => {

@@ -16,16 +16,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, TempDir, have, run, skip};
+use common::*;
 use std::process::Stdio;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The busybox test guest (kernel + initramfs), built by the project's script.
 fn test_guest() -> Option<PathBuf> {
@@ -38,131 +34,6 @@ fn test_guest() -> Option<PathBuf> {
         .status()
         .is_ok_and(|s| s.success());
     ok.then_some(dir)
-}
-
-fn virsh(uri: &str, args: &[&str]) -> (bool, String, String) {
-    let out = run(
-        Command::new("virsh")
-            .arg("-q")
-            .arg("-c")
-            .arg(uri)
-            .args(args),
-        Duration::from_secs(60),
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    )
-}
-
-fn virsh_ok(uri: &str, args: &[&str]) -> String {
-    let (ok, out, err) = virsh(uri, args);
-    assert!(ok, "virsh {args:?} failed: {err}");
-    out
-}
-
-/// virsh without `-q` (which hides its confirmations); must succeed.
-fn virsh_loud(uri: &str, args: &[&str]) -> String {
-    let out = run(
-        Command::new("virsh").arg("-c").arg(uri).args(args),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "virsh {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A named network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Option<Netns> {
-        let name = format!("vkd-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .is_ok_and(|s| s.success());
-        let ns = Netns(name);
-        ok.then(|| {
-            let _ = Command::new("ip")
-                .args(["-n", &ns.0, "link", "set", "lo", "up"])
-                .status();
-            ns
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// virtkitd with its own `--root`, in `ns`, with `env`. `ip netns exec`
-/// execs the daemon, so the child's PID is the daemon's.
-fn start_daemon(ns: &Netns, env: &[(String, String)]) -> Daemon {
-    let root = TempDir::new("root");
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            env!("CARGO_BIN_EXE_virtkitd"),
-            "--root",
-        ])
-        .arg(root.path())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(root.path().join("virtkitd.log")).unwrap())
-        .spawn()
-        .expect("virtkitd starts");
-    let d = Daemon { child, root };
-    common::wait_listening(&d.sock(), "virtkitd's socket");
-    d
-}
-
-fn pids_of_under(prog: &str, root: &Path) -> Vec<u32> {
-    let root = root.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let c = String::from_utf8_lossy(&c);
-                c.split('\0').next().is_some_and(|a| a.ends_with(prog)) && c.contains(&root)
-            })
-        })
-        .collect()
-}
-
-/// On drop (also when an assertion failed), ends the QEMU and dnsmasq
-/// processes that this test's daemons started under `root`, by PID.
-struct KillUnder(PathBuf);
-
-impl Drop for KillUnder {
-    fn drop(&mut self) {
-        for prog in ["qemu-system-x86_64", "dnsmasq"] {
-            for pid in pids_of_under(prog, &self.0) {
-                // SAFETY: kill(2) on a PID whose command line names this
-                // test's private root: a process this test caused to start.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-        }
-    }
 }
 
 const NETWORK: &str = "<network><name>nat1</name><forward mode='nat'/>\
@@ -185,7 +56,10 @@ fn virsh_runs_a_networked_qemu_guest_through_virtkitd_across_daemon_restarts() {
         return skip("cannot create a network namespace (needs CAP_SYS_ADMIN)");
     };
     let root = TempDir::new("qemu");
-    let _reaper = KillUnder(root.path().to_path_buf());
+    let _reaper = KillUnder(
+        root.path().to_path_buf(),
+        &["qemu-system-x86_64", "dnsmasq"],
+    );
     let serial = root.path().join("vm1.serial");
     let xml = format!(
         "<domain type='qemu'>
@@ -315,68 +189,6 @@ fn virsh_runs_a_networked_qemu_guest_through_virtkitd_across_daemon_restarts() {
     assert!(daemon3.terminate());
 }
 
-/// Runs `cmd` on a terminal (`script` gives it one, as a person's shell
-/// would): once `ready` is in its output, types Enter and `input`; once
-/// `until` is in the output, types Ctrl-] (the console escape). Returns
-/// the output, whatever happened, after at most `limit`.
-fn on_terminal(cmd: &str, ready: &str, input: &str, until: &str, limit: Duration) -> String {
-    use std::io::{Read, Write};
-    use std::sync::{Arc, Mutex};
-    let mut child = Command::new("script")
-        .args(["-qfec", cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script starts");
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let sink = out.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
-    let t0 = Instant::now();
-    let wait_for = |what: &str| {
-        while !text().contains(what) && t0.elapsed() < limit {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let mut stdin = child.stdin.take().unwrap();
-    wait_for(ready);
-    // Give the attach a moment, then wake the guest's shell and type.
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = stdin.write_all(b"\r");
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = stdin.write_all(input.as_bytes());
-    let _ = stdin.flush();
-    wait_for(until);
-    let _ = stdin.write_all(&[0x1d]);
-    let _ = stdin.flush();
-    while t0.elapsed() < limit + Duration::from_secs(10) {
-        if child.try_wait().ok().flatten().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Ends our own child (and with it the console client) if it hangs.
-    let _ = child.kill();
-    let _ = child.wait();
-    drop(stdin);
-    let _ = reader.join();
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    format!("{}{err}", text())
-}
-
 /// An event watcher (`virsh event`/`net-event --loop`) stopped with SIGINT,
 /// which makes virsh print what it got and exit.
 struct Watcher(Option<std::process::Child>);
@@ -448,7 +260,10 @@ fn monitoring_network_update_events_and_console_through_virtkitd() {
         return skip("cannot create a network namespace (needs CAP_SYS_ADMIN)");
     };
     let root = TempDir::new("qmon");
-    let _reaper = KillUnder(root.path().to_path_buf());
+    let _reaper = KillUnder(
+        root.path().to_path_buf(),
+        &["qemu-system-x86_64", "dnsmasq"],
+    );
     let serial = root.path().join("vm1.serial");
     let disk = root.path().join("vm1-disk.img");
     std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();

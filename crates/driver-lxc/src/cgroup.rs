@@ -365,6 +365,12 @@ impl Host {
 
     /// A one-line description for messages and logs.
     pub fn describe(&self) -> String {
+        if self.v1.is_empty() && self.v2.is_none() {
+            return "no cgroup file system is mounted in this mount namespace; \
+                    mount one at /sys/fs/cgroup (note: `ip netns exec` mounts a new \
+                    /sys without it; `nsenter --net` keeps it)"
+                .into();
+        }
         let v1: Vec<String> = self.v1.iter().map(|m| m.controllers.join(",")).collect();
         let v2 = self
             .v2

@@ -323,3 +323,206 @@ pub const VM1: &str = "<domain type='test'>
   </devices>
 </domain>
 ";
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn virsh(uri: &str, args: &[&str]) -> (bool, String, String) {
+    let out = run(
+        Command::new("virsh")
+            .arg("-q")
+            .arg("-c")
+            .arg(uri)
+            .args(args),
+        Duration::from_secs(60),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+pub fn virsh_ok(uri: &str, args: &[&str]) -> String {
+    let (ok, out, err) = virsh(uri, args);
+    assert!(ok, "virsh {args:?} failed: {err}");
+    out
+}
+
+/// virsh without `-q` (which hides its confirmations); must succeed.
+pub fn virsh_loud(uri: &str, args: &[&str]) -> String {
+    let out = run(
+        Command::new("virsh").arg("-c").arg(uri).args(args),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "virsh {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A named network namespace, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(tag: &str) -> Option<Netns> {
+        let name = format!("vkd-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        let ns = Netns(name);
+        ok.then(|| {
+            let _ = Command::new("ip")
+                .args(["-n", &ns.0, "link", "set", "lo", "up"])
+                .status();
+            ns
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// virtkitd with its own `--root`, in `ns`, with `env`.
+pub fn start_daemon(ns: &Netns, env: &[(String, String)]) -> Daemon {
+    start_daemon_with_system(ns, env, None)
+}
+
+/// [`start_daemon`] whose system instances (`DIR/system`) live in `system`
+/// (a link to it), so that a later daemon finds the same containers.
+pub fn start_daemon_with_system(
+    ns: &Netns,
+    env: &[(String, String)],
+    system: Option<&Path>,
+) -> Daemon {
+    let root = TempDir::new("root");
+    if let Some(dir) = system {
+        std::os::unix::fs::symlink(dir, root.path().join("system")).unwrap();
+    }
+    // nsenter joins the network namespace only (and execs the daemon, so
+    // the child's PID is the daemon's); `ip netns exec` would also mount a
+    // new /sys, hiding the cgroup file systems the LXC driver needs.
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", ns.0))
+        .arg(env!("CARGO_BIN_EXE_virtkitd"))
+        .arg("--root")
+        .arg(root.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(root.path().join("virtkitd.log")).unwrap())
+        .spawn()
+        .expect("virtkitd starts");
+    let d = Daemon { child, root };
+    wait_listening(&d.sock(), "virtkitd's socket");
+    d
+}
+
+pub fn pids_of_under(prog: &str, root: &Path) -> Vec<u32> {
+    let root = root.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.split('\0').next().is_some_and(|a| a.ends_with(prog)) && c.contains(&root)
+            })
+        })
+        .collect()
+}
+
+/// On drop (also when an assertion failed), ends the processes of the
+/// programs named (QEMU, dnsmasq, ...) that this test's daemons started
+/// under the root directory, by PID.
+pub struct KillUnder(pub PathBuf, pub &'static [&'static str]);
+
+impl Drop for KillUnder {
+    fn drop(&mut self) {
+        for prog in self.1 {
+            for pid in pids_of_under(prog, &self.0) {
+                // SAFETY: kill(2) on a PID whose command line names this
+                // test's private root: a process this test caused to start.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// Runs `cmd` on a terminal (`script` gives it one, as a person's shell
+/// would): once `ready` is in its output, types Enter and `input`; once
+/// `until` is in the output, types Ctrl-] (the console escape). Returns
+/// the output, whatever happened, after at most `limit`.
+pub fn on_terminal(cmd: &str, ready: &str, input: &str, until: &str, limit: Duration) -> String {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let mut child = Command::new("script")
+        .args(["-qfec", cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script starts");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = out.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    let t0 = Instant::now();
+    let wait_for = |what: &str| {
+        while !text().contains(what) && t0.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    wait_for(ready);
+    // Give the attach a moment, then wake the guest's shell and type.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = stdin.write_all(b"\r");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stdin.write_all(input.as_bytes());
+    let _ = stdin.flush();
+    wait_for(until);
+    let _ = stdin.write_all(&[0x1d]);
+    let _ = stdin.flush();
+    while t0.elapsed() < limit + Duration::from_secs(10) {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Ends our own child (and with it the console client) if it hangs.
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(stdin);
+    let _ = reader.join();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    format!("{}{err}", text())
+}

@@ -168,6 +168,7 @@ handlers! {
             )
             .in_domain(ErrorDomain::Remote));
         }
+        let uri = s.server.serving_uri(uri)?;
         let mut flags = OpenFlags(a.flags & OpenFlags::READ_ONLY.bits());
         if s.peer.read_only {
             flags |= OpenFlags::READ_ONLY;

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use virtkit_core::{Result, async_trait};
+use virtkit_core::{Error, ErrorKind, Result, async_trait};
 
 use crate::protocol::MESSAGE_MAX;
 
@@ -63,6 +63,13 @@ pub struct ServerConfig {
     /// not listed (the test driver) lose their state with the last client,
     /// as in libvirt.
     pub retain_drivers: Vec<&'static str>,
+    /// Where a daemon with a private root serves the system instances:
+    /// `DRIVER:///system` (and `DRIVER:///`) is opened as
+    /// `DRIVER:///embed?root=DIR`, one root shared by every driver (so
+    /// guests and containers see the same networks) and nothing under the
+    /// host's `/etc`, `/run` or `/var`. `None`: the system instances
+    /// themselves (libvirtd's behaviour).
+    pub system_root: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +85,7 @@ impl Default for ServerConfig {
             keepalive: Some((Duration::from_secs(5), 5)),
             default_uri: None,
             retain_drivers: vec!["qemu", "lxc", "network"],
+            system_root: None,
         }
     }
 }
@@ -159,6 +167,30 @@ impl Server {
             retained: std::sync::Mutex::new(Vec::new()),
             opening: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The URI the server opens for a client's `uri`: the same, except that
+    /// system instances of a daemon with [`ServerConfig::system_root`] are
+    /// embedded instances under that root. The test driver is not mapped:
+    /// `test:///default` has no files.
+    pub fn serving_uri(&self, uri: virtkit_core::Uri) -> Result<virtkit_core::Uri> {
+        let Some(root) = &self.config.system_root else {
+            return Ok(uri);
+        };
+        let system = matches!(uri.path(), "/system" | "" | "/")
+            && uri.host().is_none()
+            && uri.query().is_none()
+            && uri.driver() != "test";
+        if !system {
+            return Ok(uri);
+        }
+        let root = root.to_str().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("system root '{}' is not UTF-8", root.display()),
+            )
+        })?;
+        virtkit_core::Uri::from_parts(uri.driver(), None, "/embed", &[("root", root)])
     }
 
     /// Opens `uri` for a client; opens of one URI run one at a time.
