@@ -30,7 +30,13 @@ pub struct Service {
     pub(crate) worker: NsWorker,
     netns: Option<OwnedFd>,
     netns_ino: Option<u64>,
+    /// The networks. Held only for short, I/O-free steps, so queries never
+    /// wait behind a network being started or stopped.
     pub(crate) nets: AsyncMutex<Vec<NetObj>>,
+    /// The modify job: changes of networks (define, start, destroy, update,
+    /// ...) run one at a time, holding this across their slow work
+    /// (bridges, nftables, dnsmasq) while `nets` is free for queries.
+    job: AsyncMutex<()>,
     pub(crate) events: NetworkEventBus,
     caps: Mutex<Option<DnsmasqCaps>>,
     pub(crate) ports: Mutex<HashMap<Uuid, Vec<crate::port::NetworkPort>>>,
@@ -62,6 +68,7 @@ impl Service {
             netns: virtkit_netdev::current_thread_netns().ok(),
             netns_ino: current_netns_inode(),
             nets: AsyncMutex::new(Vec::new()),
+            job: AsyncMutex::new(()),
             events: NetworkEventBus::default(),
             caps: Mutex::new(None),
             ports: Mutex::new(HashMap::new()),
@@ -323,6 +330,7 @@ impl Service {
 
     /// `virNetworkDefineXML`.
     pub async fn define_xml(&self, xml: &str) -> Result<NetworkRef> {
+        let _job = self.job.lock().await;
         let mut nets = self.nets.lock().await;
         let def = self.prepare(&nets, xml).await?;
         state::save_config(&self.layout, &def)?;
@@ -344,26 +352,27 @@ impl Service {
 
     /// `virNetworkCreateXML`: a transient network, started at once.
     pub async fn create_xml(&self, xml: &str) -> Result<NetworkRef> {
-        let mut nets = self.nets.lock().await;
-        let def = self.prepare(&nets, xml).await?;
-        if let Some(o) = nets.iter().find(|o| o.name() == def.name())
-            && o.is_active()
-        {
-            return Err(Error::operation_invalid(format!(
-                "network is already active as '{}'",
-                o.name()
-            ))
-            .into());
-        }
-        let active: Vec<&NetworkDef> = nets
-            .iter()
-            .filter_map(|o| o.live.as_ref().map(|l| &l.def))
-            .collect();
-        let live = lifecycle::start(self, &def, &active).await?;
+        let _job = self.job.lock().await;
+        let (def, active) = {
+            let nets = self.nets.lock().await;
+            let def = self.prepare(&nets, xml).await?;
+            if let Some(o) = nets.iter().find(|o| o.name() == def.name())
+                && o.is_active()
+            {
+                return Err(Error::operation_invalid(format!(
+                    "network is already active as '{}'",
+                    o.name()
+                ))
+                .into());
+            }
+            (def, Service::active_defs(&nets, None))
+        };
+        let live = lifecycle::start(self, &def, &active.iter().collect::<Vec<_>>()).await?;
         let handle = NetworkRef {
             name: def.name().to_string(),
             uuid: def.uuid().unwrap_or_default(),
         };
+        let mut nets = self.nets.lock().await;
         match nets.iter_mut().find(|o| o.name() == def.name()) {
             Some(o) => o.live = Some(live),
             None => nets.push(NetObj {
@@ -376,53 +385,59 @@ impl Service {
         Ok(handle)
     }
 
+    /// The definitions of the running networks (but `except`), for the
+    /// checks a start makes against them.
+    fn active_defs(nets: &[NetObj], except: Option<Uuid>) -> Vec<NetworkDef> {
+        nets.iter()
+            .filter(|o| Some(o.uuid()) != except)
+            .filter_map(|o| o.live.as_ref().map(|l| l.def.clone()))
+            .collect()
+    }
+
     /// `virNetworkCreate`: starts a defined network.
     pub async fn start(&self, n: &NetworkRef) -> Result<()> {
-        let mut nets = self.nets.lock().await;
-        let (def, handle) = {
+        let _job = self.job.lock().await;
+        let (def, handle, active) = {
+            let mut nets = self.nets.lock().await;
             let o = Service::find(&mut nets, n)?;
             if o.is_active() {
                 return Err(Error::operation_invalid("network is already active").into());
             }
-            (o.current().clone(), o.handle())
+            let (def, handle) = (o.current().clone(), o.handle());
+            (def, handle, Service::active_defs(&nets, Some(n.uuid)))
         };
-        let active: Vec<&NetworkDef> = nets
-            .iter()
-            .filter(|o| o.uuid() != n.uuid)
-            .filter_map(|o| o.live.as_ref().map(|l| &l.def))
-            .collect();
-        let live = lifecycle::start(self, &def, &active).await?;
-        Service::find(&mut nets, n)?.live = Some(live);
+        let live = lifecycle::start(self, &def, &active.iter().collect::<Vec<_>>()).await?;
+        Service::find(&mut self.nets.lock().await, n)?.live = Some(live);
         self.events.emit(handle, NetworkEventKind::Started);
         Ok(())
     }
 
     /// `virNetworkDestroy`.
     pub async fn destroy(&self, n: &NetworkRef) -> Result<()> {
-        let mut nets = self.nets.lock().await;
-        let i = nets
-            .iter()
-            .position(|o| o.uuid() == n.uuid)
-            .ok_or_else(|| {
-                NetworkError::Core(Error::no_network(format!(
-                    "no network with matching uuid '{}' ({})",
-                    n.uuid, n.name
-                )))
-            })?;
-        if !nets[i].is_active() {
-            return Err(Error::operation_invalid("network is not active").into());
-        }
-        let handle = nets[i].handle();
-        let res = match nets[i].live.clone() {
-            Some(live) => lifecycle::stop(self, &live).await,
+        let _job = self.job.lock().await;
+        let (handle, live) = {
+            let mut nets = self.nets.lock().await;
+            let o = Service::find(&mut nets, n)?;
+            if !o.is_active() {
+                return Err(Error::operation_invalid("network is not active").into());
+            }
+            (o.handle(), o.live.clone())
+        };
+        let res = match &live {
+            Some(live) => lifecycle::stop(self, live).await,
             None => Ok(()),
         };
-        if nets[i].config.is_none() {
-            let f = NetFiles::new(&self.layout, &handle.name);
-            state::remove(&f.leases);
-            nets.remove(i);
-        } else {
-            nets[i].live = None;
+        {
+            let mut nets = self.nets.lock().await;
+            if let Some(i) = nets.iter().position(|o| o.uuid() == n.uuid) {
+                if nets[i].config.is_none() {
+                    let f = NetFiles::new(&self.layout, &handle.name);
+                    state::remove(&f.leases);
+                    nets.remove(i);
+                } else {
+                    nets[i].live = None;
+                }
+            }
         }
         self.ports
             .lock()
@@ -434,6 +449,7 @@ impl Service {
 
     /// `virNetworkUndefine`.
     pub async fn undefine(&self, n: &NetworkRef) -> Result<()> {
+        let _job = self.job.lock().await;
         let mut nets = self.nets.lock().await;
         let o = Service::find(&mut nets, n)?;
         let Some(cfg) = o.config.as_ref() else {
@@ -462,6 +478,7 @@ impl Service {
 
     /// `virNetworkSetAutostart`.
     pub async fn set_autostart(&self, n: &NetworkRef, on: bool) -> Result<()> {
+        let _job = self.job.lock().await;
         let mut nets = self.nets.lock().await;
         let o = Service::find(&mut nets, n)?;
         if o.config.is_none() {
@@ -484,42 +501,46 @@ impl Service {
         xml: &str,
         flags: NetworkUpdateFlags,
     ) -> Result<()> {
-        let mut nets = self.nets.lock().await;
-        let o = Service::find(&mut nets, n)?;
-        let mut live_flag = flags.contains(NetworkUpdateFlags::LIVE);
-        let mut config_flag = flags.contains(NetworkUpdateFlags::CONFIG);
-        if !live_flag && !config_flag {
-            // "current": the running network if it runs, else the definition.
-            if o.is_active() {
-                live_flag = true;
-            } else {
-                config_flag = true;
+        let _job = self.job.lock().await;
+        let (mut new_live, new_config) = {
+            let mut nets = self.nets.lock().await;
+            let o = Service::find(&mut nets, n)?;
+            let mut live_flag = flags.contains(NetworkUpdateFlags::LIVE);
+            let mut config_flag = flags.contains(NetworkUpdateFlags::CONFIG);
+            if !live_flag && !config_flag {
+                // "current": the running network if it runs, else the definition.
+                if o.is_active() {
+                    live_flag = true;
+                } else {
+                    config_flag = true;
+                }
             }
-        }
-        if live_flag && !o.is_active() {
-            return Err(Error::operation_invalid("network is not running").into());
-        }
-        if config_flag && o.config.is_none() {
-            return Err(Error::operation_invalid(
-                "cannot change persistent config of a transient network",
-            )
-            .into());
-        }
-        let mut new_live = match (&o.live, live_flag) {
-            (Some(l), true) => {
-                let mut l = l.clone();
-                update::apply(&mut l.def, command, section, parent_index, xml)?;
-                Some(l)
+            if live_flag && !o.is_active() {
+                return Err(Error::operation_invalid("network is not running").into());
             }
-            _ => None,
-        };
-        let new_config = match (&o.config, config_flag) {
-            (Some(c), true) => {
-                let mut c = c.clone();
-                update::apply(&mut c, command, section, parent_index, xml)?;
-                Some(c)
+            if config_flag && o.config.is_none() {
+                return Err(Error::operation_invalid(
+                    "cannot change persistent config of a transient network",
+                )
+                .into());
             }
-            _ => None,
+            let new_live = match (&o.live, live_flag) {
+                (Some(l), true) => {
+                    let mut l = l.clone();
+                    update::apply(&mut l.def, command, section, parent_index, xml)?;
+                    Some(l)
+                }
+                _ => None,
+            };
+            let new_config = match (&o.config, config_flag) {
+                (Some(c), true) => {
+                    let mut c = c.clone();
+                    update::apply(&mut c, command, section, parent_index, xml)?;
+                    Some(c)
+                }
+                _ => None,
+            };
+            (new_live, new_config)
         };
         if let Some(l) = new_live.as_mut() {
             match section {
@@ -537,6 +558,8 @@ impl Service {
         if let Some(c) = &new_config {
             state::save_config(&self.layout, c)?;
         }
+        let mut nets = self.nets.lock().await;
+        let o = Service::find(&mut nets, n)?;
         if let Some(l) = new_live {
             o.live = Some(l);
         }
