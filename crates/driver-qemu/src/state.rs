@@ -908,7 +908,16 @@ impl QemuState {
         let mut ctx = argv_context(&caps, accel, &run_dir, &domain);
         ctx.monitor_fd = listener.as_raw_fd();
         ctx.nets = nics.iter().map(crate::net::PreparedNic::fds).collect();
+        ctx.short_name = argv::short_name(i64::from(id), &dom.name);
         let cmd = argv::build(&domain, &ctx).map_err(release)?;
+        for d in &cmd.dirs {
+            if let Err(e) = std::fs::create_dir_all(d) {
+                return Err(release(Error::system(
+                    format_args!("cannot create memory directory {}", d.display()),
+                    &e,
+                )));
+            }
+        }
         let log = self.layout.domain_log(&dom.name);
         let mut keep = vec![listener.as_raw_fd()];
         keep.extend(nics.iter().flat_map(crate::net::PreparedNic::keep_fds));
@@ -1188,6 +1197,13 @@ impl QemuState {
         let handle_before = dom.handle();
         // The guest's taps were held by QEMU's fds and went with it.
         let _ = (std::fs::remove_dir_all(run_dir), taps);
+        // Huge-page memory directories (file-backed memory was in run_dir).
+        if let Some(id) = handle_before.id {
+            let short = argv::short_name(i64::from(id), &dom.name);
+            for m in argv::host_hugetlbfs() {
+                let _ = std::fs::remove_dir(argv::hugepage_dir(&m.path, &short));
+            }
+        }
         let remove = {
             let mut i = dom.lock();
             i.live = None;
@@ -1449,6 +1465,11 @@ fn argv_context<'a>(
             nics
         ],
         user: current_user(),
+        short_name: argv::short_name(
+            -1,
+            &domain.child("name").map(|n| n.text()).unwrap_or_default(),
+        ),
+        memory_dir: dir.join("ram"),
     }
 }
 

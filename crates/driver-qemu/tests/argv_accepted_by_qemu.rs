@@ -1,7 +1,8 @@
 //! The command lines the builder writes for the common device set are
 //! accepted by the installed QEMU: each guest is started paused (`-S`)
 //! with the probed capabilities, and QEMU must come up to its monitor
-//! (which it only does once every option and device was accepted).
+//! (which it only does once every option and device was accepted). The
+//! memory backends (memfd, files per NUMA cell) are started the same way.
 //!
 //! Skipped with a printed reason when `qemu-system-x86_64` is missing
 //! (`scripts/install-test-deps qemu` installs it).
@@ -157,8 +158,13 @@ async fn starts(caps: &QemuCaps, name: &str, xml: &str) {
         monitor_fd: listener.as_raw_fd(),
         nets: Vec::new(),
         user: "nobody".into(),
+        short_name: argv::short_name(-1, name),
+        memory_dir: dir.join("ram"),
     };
     let cmd = argv::build_with(&domain, &ctx, &Host::current()).expect("command line");
+    for d in &cmd.dirs {
+        std::fs::create_dir_all(d).expect("memory directory");
+    }
     // A current QEMU gets libvirt's current syntax: JSON devices, and ACPI
     // switched off through the machine rather than the removed -no-acpi.
     assert!(
@@ -195,4 +201,34 @@ async fn qemu_accepts_the_common_device_set() {
     };
     starts(&caps, "pc", PC_GUEST).await;
     starts(&caps, "q35", Q35_GUEST).await;
+    memory_backends(&caps).await;
+}
+
+/// Shared memory for vhost-user back ends: a memfd for the whole memory,
+/// and two NUMA cells on files, one shared and one private, with discard.
+const MEMORY_GUESTS: &[(&str, &str)] = &[
+    (
+        "memfd",
+        "<memoryBacking><source type='memfd'/><access mode='shared'/>\
+         <allocation mode='immediate' threads='2'/></memoryBacking>",
+    ),
+    (
+        "numa-files",
+        "<memoryBacking><source type='file'/><discard/></memoryBacking>\
+         <cpu><numa><cell id='0' cpus='0' memory='64' unit='MiB' memAccess='shared'/>\
+         <cell id='1' cpus='1' memory='64' unit='MiB' memAccess='private' discard='no'/>\
+         </numa></cpu>",
+    ),
+];
+
+/// Starts a small guest with each of [`MEMORY_GUESTS`].
+async fn memory_backends(caps: &QemuCaps) {
+    for (name, backing) in MEMORY_GUESTS {
+        let xml = format!(
+            "<domain type='qemu'><name>mem-{name}</name><memory unit='MiB'>128</memory>\
+             <vcpu>2</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>{backing}\
+             <devices><memballoon model='none'/></devices></domain>"
+        );
+        starts(caps, name, &xml).await;
+    }
 }

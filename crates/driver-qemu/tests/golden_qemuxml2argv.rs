@@ -41,7 +41,9 @@ use std::path::{Path, PathBuf};
 
 use virtkit_core::domain::{DomainDef, FormatOptions};
 use virtkit_core::xml::Element;
-use virtkit_driver_qemu::argv::{self, Accel, Context, GraphicsPorts, Host, NetFds, SpiceHost};
+use virtkit_driver_qemu::argv::{
+    self, Accel, Context, GraphicsPorts, Host, Hugetlbfs, NetFds, SpiceHost,
+};
 use virtkit_driver_qemu::caps::{Machine, QemuCaps};
 use virtkit_driver_qemu::firmware::{self, FirmwareDirs};
 use virtkit_driver_qemu::profile::QemuProfile;
@@ -243,6 +245,19 @@ fn harness_host() -> Host {
             password: true,
         },
         render_node: Some("/dev/dri/foo".into()),
+        hugetlbfs: vec![
+            Hugetlbfs {
+                path: "/dev/hugepages2M".into(),
+                size_kib: 2048,
+                default: true,
+            },
+            Hugetlbfs {
+                path: "/dev/hugepages1G".into(),
+                size_kib: 1048576,
+                default: false,
+            },
+        ],
+        page_kib: 4,
     }
 }
 
@@ -298,6 +313,8 @@ fn harness_context<'a>(domain: &Element, caps: &'a QemuCaps) -> Context<'a> {
         monitor_fd: 1729,
         nets,
         user: "test".into(),
+        short_name: format!("-1-{short}"),
+        memory_dir: PathBuf::from(format!("/var/lib/libvirt/qemu/ram/-1-{short}")),
     }
 }
 

@@ -1,15 +1,14 @@
 //! Guest memory: `-m` in whole MiB (libvirt rounds up), the RAM backend
-//! object the machine's memory comes from, and memory locking.
+//! object the machine's memory comes from (module `membackend`), and
+//! memory locking.
 
 use virtkit_core::domain::units;
 use virtkit_core::xml::XPath;
 use virtkit_core::{Error, ErrorKind, Result};
 
 use super::machine::machine_name;
-use super::{Gen, Props, unsupported};
-
-/// `<memoryBacking>` children this builder can express.
-const BACKING_SUPPORTED: &[&str] = &["nosharepages", "locked"];
+use super::membackend::{self, Backing};
+use super::{Gen, unsupported};
 
 pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath) -> Result<()> {
     let domain = g.domain;
@@ -30,21 +29,7 @@ pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath) -> Result<()> {
             "memory hotplug (<maxMemory>)",
         ));
     }
-    let locked = match domain.child("memoryBacking") {
-        Some(mb) => {
-            if let Some(other) = mb
-                .elements()
-                .find(|e| !BACKING_SUPPORTED.contains(&e.name()))
-            {
-                return Err(unsupported(
-                    p.named("memoryBacking").named(other.name()),
-                    format!("memory backing <{}>", other.name()),
-                ));
-            }
-            mb.child("locked").is_some()
-        }
-        None => false,
-    };
+    let backing = Backing::of(domain, p)?;
     let mib = if cells.is_empty() {
         kib.div_ceil(1024)
     } else {
@@ -59,16 +44,23 @@ pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath) -> Result<()> {
             .machine(g.ctx.accel.name(), &machine)
             .and_then(|m| m.default_ram_id.clone())
     {
-        g.object(
-            &Props::new()
-                .set("qom-type", "memory-backend-ram")
-                .set("id", ram)
-                .set("size", mib * 1024 * 1024),
-        );
+        membackend::emit(
+            g,
+            &backing,
+            &membackend::Request {
+                id: &ram,
+                cell: None,
+                size_bytes: mib * 1024 * 1024,
+                mem_access: None,
+                discard: None,
+                binding: None,
+            },
+            p,
+        )?;
     }
     g.a.opt(
         "-overcommit",
-        if locked {
+        if backing.locked {
             "mem-lock=on"
         } else {
             "mem-lock=off"

@@ -25,6 +25,7 @@ mod hostdev;
 mod input;
 mod iommu;
 mod machine;
+mod membackend;
 mod memory;
 mod misc;
 mod net;
@@ -41,6 +42,7 @@ use virtkit_core::xml::{Element, XPath};
 use virtkit_core::{Error, ErrorKind, Result};
 
 pub use escape::{Opts, comma, shell_quote};
+pub use membackend::{Hugetlbfs, host_hugetlbfs, hugepage_dir};
 pub use props::{Props, Value};
 
 use crate::caps::QemuCaps;
@@ -90,6 +92,14 @@ pub struct Context<'a> {
     pub nets: Vec<NetFds>,
     /// User and group names for QEMU's environment.
     pub user: String,
+    /// libvirt's short domain name (`ID-NAME`, the name cut to 20
+    /// characters): the directory a domain's huge pages live in on each
+    /// hugetlbfs mount.
+    pub short_name: String,
+    /// The directory of the domain's file-backed memory (one file per
+    /// backend object), the driver's memory backing directory plus the
+    /// short name.
+    pub memory_dir: PathBuf,
 }
 
 /// How graphics servers without fixed ports get them.
@@ -135,6 +145,10 @@ pub struct Host {
     /// The DRM render node headless GL displays use when the definition
     /// names none.
     pub render_node: Option<String>,
+    /// The hugetlbfs mounts huge-page memory goes on.
+    pub hugetlbfs: Vec<membackend::Hugetlbfs>,
+    /// The base page size in KiB (a `<page>` of this size is no huge page).
+    pub page_kib: u64,
 }
 
 impl Host {
@@ -147,6 +161,8 @@ impl Host {
             graphics_ports: GraphicsPorts::FirstFree,
             spice: SpiceHost::default(),
             render_node: first_render_node(),
+            hugetlbfs: membackend::host_hugetlbfs(),
+            page_kib: membackend::system_page_kib(),
         }
     }
 }
@@ -172,6 +188,10 @@ pub struct Command {
     pub binary: PathBuf,
     /// The arguments.
     pub args: Vec<String>,
+    /// Directories that must exist before QEMU starts (huge-page and
+    /// file-backed memory); the driver makes them and removes them when
+    /// QEMU is gone.
+    pub dirs: Vec<PathBuf>,
 }
 
 impl Command {
@@ -244,6 +264,8 @@ pub(crate) struct Gen<'a> {
     /// `/domain/devices`, for error paths.
     pub dp: XPath,
     pub a: Args,
+    /// Directories the command needs ([`Command::dirs`]).
+    pub dirs: Vec<PathBuf>,
 }
 
 impl<'a> Gen<'a> {
@@ -271,6 +293,13 @@ impl<'a> Gen<'a> {
             p.to_keyval("driver")
         };
         self.a.opt("-device", v);
+    }
+
+    /// Records a directory the command needs ([`Command::dirs`]).
+    pub fn need_dir(&mut self, dir: PathBuf) {
+        if !self.dirs.contains(&dir) {
+            self.dirs.push(dir);
+        }
     }
 
     /// `-object`, as JSON where the binary takes it, else `key=value`.
@@ -369,6 +398,7 @@ pub fn build_with(domain: &Element, ctx: &Context<'_>, host: &Host) -> Result<Co
         chipset: Chipset::of_domain(domain),
         dp: p.named("devices"),
         a: Args::default(),
+        dirs: Vec::new(),
     };
 
     g.a.opt("-name", format!("guest={},debug-threads=on", comma(&name)));
@@ -425,7 +455,14 @@ pub fn build_with(domain: &Element, ctx: &Context<'_>, host: &Host) -> Result<Co
         env,
         binary,
         args: g.a.args,
+        dirs: g.dirs,
     })
+}
+
+/// libvirt's short name of a running domain: its id, a dash and the first
+/// 20 characters of its name.
+pub fn short_name(id: i64, name: &str) -> String {
+    format!("{id}-{}", name.chars().take(20).collect::<String>())
 }
 
 /// Where the domain's master key (for QEMU secrets) lives.
@@ -442,6 +479,7 @@ mod tests {
         let c = Command {
             env: vec![("LC_ALL".into(), "C".into())],
             binary: "/usr/bin/qemu-system-x86_64".into(),
+            dirs: Vec::new(),
             args: vec![
                 "-name".into(),
                 "guest=a,debug-threads=on".into(),

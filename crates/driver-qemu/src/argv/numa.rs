@@ -1,12 +1,12 @@
-//! Guest NUMA: one RAM backend per cell (`-object memory-backend-ram`,
-//! bound to host nodes as `<numatune>` says), the cell itself (`-numa
-//! node`) and the distances between cells (`-numa dist`).
+//! Guest NUMA: one memory backend per cell (module `membackend`, bound to
+//! host nodes as `<numatune>` says), the cell itself (`-numa node`) and the
+//! distances between cells (`-numa dist`).
 
 use virtkit_core::Result;
 use virtkit_core::domain::units;
 use virtkit_core::xml::{Element, XPath};
 
-use super::{Gen, Props, attr, invalid, unsupported};
+use super::{Gen, attr, invalid, unsupported};
 use crate::profile::address::parse_num;
 
 /// A guest NUMA cell.
@@ -15,6 +15,10 @@ pub(crate) struct Cell {
     pub cpus: Vec<u32>,
     /// Size in MiB (libvirt rounds each cell up to whole MiB).
     pub mib: u64,
+    /// `memAccess` (`Some(true)`: shared).
+    pub mem_access: Option<bool>,
+    /// `discard`.
+    pub discard: Option<bool>,
 }
 
 /// Parses a libvirt bitmap (`0-3,5,^2`) into its members, ascending.
@@ -68,7 +72,7 @@ fn ranges(v: &[u32]) -> Vec<String> {
 }
 
 /// `<cell>` attributes and children this builder expresses.
-const CELL_ATTRS: &[&str] = &["id", "cpus", "memory", "unit"];
+const CELL_ATTRS: &[&str] = &["id", "cpus", "memory", "unit", "memAccess", "discard"];
 
 /// The guest's NUMA cells, in order.
 pub(crate) fn cells(domain: &Element, p: &XPath) -> Result<Vec<Cell>> {
@@ -100,10 +104,13 @@ pub(crate) fn cells(domain: &Element, p: &XPath) -> Result<Vec<Cell>> {
             None => Vec::new(),
         };
         let kib = units::element_kib(&memory_of(c)).map_err(|e| invalid(cp.attr("memory"), e))?;
+        let (mem_access, discard) = super::membackend::cell_settings(c, &cp)?;
         out.push(Cell {
             id,
             cpus,
             mib: kib.div_ceil(1024),
+            mem_access,
+            discard,
         });
     }
     if numa.elements().any(|e| e.name() != "cell") {
@@ -189,23 +196,22 @@ pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath) -> Result<()> {
         }
         return Ok(());
     }
+    let backing = super::membackend::Backing::of(domain, p)?;
     for c in &cells {
         let id = format!("ram-node{}", c.id);
-        let mut o = Props::new()
-            .set("qom-type", "memory-backend-ram")
-            .set("id", id.clone())
-            .set("size", c.mib * 1024 * 1024);
-        if let Some((nodes, policy)) = binding(domain, c.id, p)? {
-            o = o
-                .set(
-                    "host-nodes",
-                    super::props::Value::Arr(
-                        nodes.into_iter().map(super::props::Value::from).collect(),
-                    ),
-                )
-                .set("policy", policy);
-        }
-        g.object(&o);
+        super::membackend::emit(
+            g,
+            &backing,
+            &super::membackend::Request {
+                id: &id,
+                cell: Some(c.id),
+                size_bytes: c.mib * 1024 * 1024,
+                mem_access: c.mem_access,
+                discard: c.discard,
+                binding: binding(domain, c.id, p)?,
+            },
+            p,
+        )?;
         let mut node = format!("node,nodeid={}", c.id);
         for r in ranges(&c.cpus) {
             node.push_str(&format!(",cpus={r}"));
