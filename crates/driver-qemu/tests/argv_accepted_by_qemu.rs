@@ -204,13 +204,15 @@ async fn qemu_accepts_the_common_device_set() {
     memory_backends(&caps).await;
 }
 
-/// Shared memory for vhost-user back ends: a memfd for the whole memory,
-/// and two NUMA cells on files, one shared and one private, with discard.
-const MEMORY_GUESTS: &[(&str, &str)] = &[
+/// Shared memory for vhost-user back ends: a memfd for the whole memory;
+/// two NUMA cells on files, one shared and one private, with discard; and
+/// memory hotplug slots with a DIMM on a file (domain children, devices).
+const MEMORY_GUESTS: &[(&str, &str, &str)] = &[
     (
         "memfd",
         "<memoryBacking><source type='memfd'/><access mode='shared'/>\
          <allocation mode='immediate' threads='2'/></memoryBacking>",
+        "",
     ),
     (
         "numa-files",
@@ -218,16 +220,24 @@ const MEMORY_GUESTS: &[(&str, &str)] = &[
          <cpu><numa><cell id='0' cpus='0' memory='64' unit='MiB' memAccess='shared'/>\
          <cell id='1' cpus='1' memory='64' unit='MiB' memAccess='private' discard='no'/>\
          </numa></cpu>",
+        "",
+    ),
+    (
+        "dimm",
+        "<maxMemory slots='4' unit='MiB'>1024</maxMemory><features><acpi/></features>\
+         <cpu><numa><cell id='0' cpus='0-1' memory='128' unit='MiB'/></numa></cpu>",
+        "<memory model='dimm' access='shared'><target><size unit='MiB'>128</size>\
+         <node>0</node></target><address type='dimm' slot='0'/></memory>",
     ),
 ];
 
 /// Starts a small guest with each of [`MEMORY_GUESTS`].
 async fn memory_backends(caps: &QemuCaps) {
-    for (name, backing) in MEMORY_GUESTS {
+    for (name, top, devices) in MEMORY_GUESTS {
         let xml = format!(
             "<domain type='qemu'><name>mem-{name}</name><memory unit='MiB'>128</memory>\
-             <vcpu>2</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>{backing}\
-             <devices><memballoon model='none'/></devices></domain>"
+             <vcpu>2</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>{top}\
+             <devices>{devices}<memballoon model='none'/></devices></domain>"
         );
         starts(caps, name, &xml).await;
     }

@@ -225,6 +225,12 @@ pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath, flash: &str) -> Result<()> {
     {
         m.push_str(&format!(",memory-backend={}", comma(ram)));
     }
+    if g.devices
+        .children_named("memory")
+        .any(|d| d.attr("model").as_deref() == Some("nvdimm"))
+    {
+        m.push_str(",nvdimm=on");
+    }
     m.push_str(flash);
     let hpet_off = timer(domain, "hpet").is_some_and(|t| switch(attr(t, "present")) == Some(false));
     if hpet_off && g.has("machine-hpet") {

@@ -286,11 +286,24 @@ fn size_element(pg: &Element) -> Element {
 }
 
 /// One backend to emit.
+#[derive(Default)]
 pub(crate) struct Request<'r> {
-    /// The object id (`pc.ram`, `ram-node0`).
+    /// The object id (`pc.ram`, `ram-node0`, `memdimm0`).
     pub id: &'r str,
+    /// The file name in the domain's memory directory when the memory is
+    /// file-backed off huge pages (the cell's id or the device's alias).
+    pub file_name: &'r str,
     /// The guest NUMA cell, `None` for the machine's whole memory.
     pub cell: Option<u32>,
+    /// The machine's whole memory (`pc.ram`), not a cell's or a device's.
+    pub system: bool,
+    /// A page size chosen by the device (`<source><pagesize>`), instead of
+    /// `<hugepages>`.
+    pub page_kib: Option<u64>,
+    /// The backing file of an NVDIMM (`<source><path>`).
+    pub path: Option<String>,
+    /// virtio-mem: the device preallocates, the backend reserves nothing.
+    pub device_prealloc: bool,
     pub size_bytes: u64,
     /// The cell's `memAccess` (`Some(true)`: shared).
     pub mem_access: Option<bool>,
@@ -300,12 +313,19 @@ pub(crate) struct Request<'r> {
     pub binding: Option<(Vec<u32>, &'static str)>,
 }
 
-/// Emits the backend object (and its thread context) for `r`.
-pub(crate) fn emit(g: &mut Gen<'_>, b: &Backing, r: &Request<'_>, p: &XPath) -> Result<()> {
-    let page = b.page_kib(g, r.cell, p)?;
+/// Emits the backend object (and its thread context) for `r`; returns
+/// whether the memory is to be preallocated.
+pub(crate) fn emit(g: &mut Gen<'_>, b: &Backing, r: &Request<'_>, p: &XPath) -> Result<bool> {
+    let page = match (r.path.is_some(), r.page_kib) {
+        (true, _) => None,
+        (false, Some(kib)) => (kib != g.host.page_kib).then_some(kib),
+        (false, None) => b.page_kib(g, r.cell, p)?,
+    };
     let access = r.mem_access.or(b.access);
-    let system = r.cell.is_none();
-    let kind = if b.source == Source::Memfd {
+    let system = r.system;
+    let kind = if r.path.is_some() {
+        "memory-backend-file"
+    } else if b.source == Source::Memfd {
         "memory-backend-memfd"
     } else if page.is_some() || access.is_some() || b.source == Source::File {
         "memory-backend-file"
@@ -323,8 +343,12 @@ pub(crate) fn emit(g: &mut Gen<'_>, b: &Backing, r: &Request<'_>, p: &XPath) -> 
             }
         }
         "memory-backend-file" => {
-            let path = match page {
-                Some(kib) => {
+            let path = match (&r.path, page) {
+                (Some(file), _) => {
+                    prealloc = true;
+                    file.clone()
+                }
+                (None, Some(kib)) => {
                     let mount = g
                         .host
                         .hugetlbfs
@@ -347,9 +371,9 @@ pub(crate) fn emit(g: &mut Gen<'_>, b: &Backing, r: &Request<'_>, p: &XPath) -> 
                     g.need_dir(dir);
                     path
                 }
-                None => {
+                (None, None) => {
                     g.need_dir(g.ctx.memory_dir.clone());
-                    g.ctx.memory_dir.join(r.id).display().to_string()
+                    g.ctx.memory_dir.join(r.file_name).display().to_string()
                 }
             };
             o.put("mem-path", path);
@@ -367,7 +391,11 @@ pub(crate) fn emit(g: &mut Gen<'_>, b: &Backing, r: &Request<'_>, p: &XPath) -> 
             o.put("x-use-canonical-path-for-ramblock-id", false);
         }
     }
-    if prealloc {
+    if r.device_prealloc {
+        if g.has("memory-backend-file.reserve") {
+            o.put("reserve", false);
+        }
+    } else if prealloc {
         o.put("prealloc", true);
         if let Some(t) = b.threads {
             o.put("prealloc-threads", t);
@@ -379,7 +407,7 @@ pub(crate) fn emit(g: &mut Gen<'_>, b: &Backing, r: &Request<'_>, p: &XPath) -> 
         let arr = || Value::Arr(nodes.iter().copied().map(Value::from).collect());
         o.put("host-nodes", arr());
         o.put("policy", *policy);
-        if prealloc && g.has("thread-context") {
+        if prealloc && !r.device_prealloc && g.has("thread-context") {
             let tc = format!("tc-{}", r.id);
             context = Some(
                 Props::new()
@@ -394,7 +422,7 @@ pub(crate) fn emit(g: &mut Gen<'_>, b: &Backing, r: &Request<'_>, p: &XPath) -> 
         g.object(&tc);
     }
     g.object(&o);
-    Ok(())
+    Ok(prealloc)
 }
 
 /// A cell's `memAccess` and `discard`.

@@ -305,6 +305,7 @@ const HANDLED: &[&str] = &[
     "redirdev",
     "hostdev",
     "iommu",
+    "memory",
 ];
 
 /// Devices virtkit does not turn into arguments yet must not pass silently.

@@ -425,6 +425,7 @@ pub fn build_with(domain: &Element, ctx: &Context<'_>, host: &Host) -> Result<Co
     iommu::emit(&mut g)?;
     machine::emit_global_controller_settings(&mut g)?;
     controller::emit_all(&mut g)?;
+    memory::emit_devices(&mut g)?;
     disk::emit_all(&mut g)?;
     misc::emit_filesystems(&mut g)?;
     net::emit_all(&mut g)?;

@@ -142,7 +142,11 @@ const POLICIES: &[(&str, Option<&str>)] = &[
 
 /// The host nodes and policy for cell `id`: its `<memnode>`, else the
 /// domain-wide `<memory>` setting.
-fn binding(domain: &Element, id: u32, p: &XPath) -> Result<Option<(Vec<u32>, &'static str)>> {
+pub(crate) fn binding(
+    domain: &Element,
+    id: u32,
+    p: &XPath,
+) -> Result<Option<(Vec<u32>, &'static str)>> {
     let Some(nt) = domain.child("numatune") else {
         return Ok(None);
     };
@@ -204,11 +208,13 @@ pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath) -> Result<()> {
             &backing,
             &super::membackend::Request {
                 id: &id,
+                file_name: &id,
                 cell: Some(c.id),
                 size_bytes: c.mib * 1024 * 1024,
                 mem_access: c.mem_access,
                 discard: c.discard,
                 binding: binding(domain, c.id, p)?,
+                ..Default::default()
             },
             p,
         )?;
