@@ -62,6 +62,12 @@ const NET1: &str = "<network>
 const NET_BAD_RANGE: &str = "<network><name>nb</name><ip address='10.6.0.1' prefix='24'><dhcp><range start='10.6.0.9' end='10.7.0.9'/></dhcp></ip></network>";
 const NET_BAD_MODE: &str = "<network><name>nm</name><forward mode='tunnel'/></network>";
 
+/// Interfaces on a network, on a bridge with its own device name, and
+/// user-mode (for `domifaddr` and the generated `testnetN` names).
+const IFACES: &str = "<domain type='test'><name>ifa</name><memory>65536</memory><os><type>hvm</type></os><devices>\
+<interface type='network'><mac address='52:54:00:00:00:01'/><source network='default'/></interface>\
+<interface type='bridge'><mac address='52:54:00:00:00:02'/><source bridge='br0'/><target dev='tap7'/></interface>\
+<interface type='user'><mac address='52:54:00:00:00:03'/></interface></devices></domain>";
 const NO_TYPE: &str = "<domain><name>x</name></domain>";
 const NO_OS: &str = "<domain type='test'><name>z</name></domain>";
 const SLASH: &str =
@@ -85,6 +91,17 @@ const CASES: &[&[&str]] = &[
     &["-q", "list --all"],
     &["list", "--all"],
     &["dominfo test"],
+    &[
+        "domifaddr test",
+        "domifaddr test testnet0 --full --source agent",
+    ],
+    &[
+        "define $D/ifa.xml; start ifa; domifaddr ifa; domifaddr ifa --interface vnet1; domifaddr ifa tap7; domiflist ifa",
+    ],
+    &["destroy test; domifaddr test"],
+    &["domifaddr test --source bogus"],
+    &["domifaddr nosuch"],
+    &["domifaddr"],
     &["dominfo 1"],
     &["dominfo 6695eb01-f6a4-8304-79aa-97f2502e193f"],
     &["domstate test"],
@@ -331,6 +348,7 @@ fn virtkit_answers_like_virsh() {
     for (name, text) in [
         ("vm1.xml", VM1),
         ("vm2.xml", VM2),
+        ("ifa.xml", IFACES),
         ("notype.xml", NO_TYPE),
         ("noos.xml", NO_OS),
         ("slash.xml", SLASH),

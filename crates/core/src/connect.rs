@@ -217,6 +217,14 @@ impl Domain {
         }
     }
 
+    /// The addresses of the guest's interfaces (`virsh domifaddr`).
+    pub async fn interface_addresses(
+        &self,
+        source: InterfaceAddressSource,
+    ) -> Result<Vec<DomainInterface>> {
+        self.conn.interface_addresses(&self.handle, source).await
+    }
+
     /// Asks the guest to reboot.
     pub async fn reboot(&self) -> Result<()> {
         self.ops()?.reboot(&self.handle, RebootFlags::empty()).await

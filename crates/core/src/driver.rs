@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::event::{EventFilter, EventStream};
 use crate::ids::Uuid;
 use crate::types::*;
@@ -114,6 +114,66 @@ pub trait Connection: Send + Sync + Debug {
     /// Virtual network operations.
     fn networks(&self) -> Result<&dyn NetworkOps> {
         Err(Error::unsupported(self.driver(), "networks"))
+    }
+
+    /// The addresses of a guest's interfaces (`virDomainInterfaceAddresses`):
+    /// the domain driver's own answer or, for
+    /// [`InterfaceAddressSource::Lease`] when it has none, the DHCP leases
+    /// of the virtual networks its interfaces are on, matched by MAC (an
+    /// interface without a lease is left out), as libvirt answers.
+    async fn interface_addresses(
+        &self,
+        dom: &DomainRef,
+        source: InterfaceAddressSource,
+    ) -> Result<Vec<DomainInterface>> {
+        let ops = self.domains()?;
+        match ops.interface_addresses(dom, source).await {
+            Err(e)
+                if source == InterfaceAddressSource::Lease && e.kind() == ErrorKind::NoSupport => {}
+            answer => return answer,
+        }
+        let (state, _) = ops.state(dom).await?;
+        if !state.is_active() {
+            return Err(Error::operation_invalid("domain is not running"));
+        }
+        let doc = crate::xml::parse(&ops.xml_desc(dom, XmlFlags::empty()).await?)?;
+        let nets = self.networks()?;
+        let mut out = Vec::new();
+        let devices = doc.root.child("devices");
+        for iface in devices.iter().flat_map(|d| d.children_named("interface")) {
+            if iface.attr("type").as_deref() != Some("network") {
+                continue;
+            }
+            let get = |child: &str, a: &str| {
+                iface
+                    .child(child)
+                    .and_then(|c| c.attr(a).map(|v| v.into_owned()))
+            };
+            let (Some(mac), Some(net)) = (get("mac", "address"), get("source", "network")) else {
+                continue;
+            };
+            let Ok(net) = nets.lookup_by_name(&net).await else {
+                continue;
+            };
+            let addrs: Vec<IpAddress> = nets
+                .dhcp_leases(&net, Some(&mac))
+                .await?
+                .into_iter()
+                .map(|l| IpAddress {
+                    family: l.family,
+                    addr: l.ipaddr,
+                    prefix: l.prefix,
+                })
+                .collect();
+            if !addrs.is_empty() {
+                out.push(DomainInterface {
+                    name: get("target", "dev").unwrap_or_default(),
+                    hwaddr: Some(mac),
+                    addrs,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Host interface operations.
@@ -283,6 +343,18 @@ pub trait DomainOps: Send + Sync {
     async fn interface_stats(&self, dom: &DomainRef, iface: &str) -> Result<InterfaceStats> {
         let _ = (dom, iface);
         unsupported_default!(self, "domain.interface-stats")
+    }
+    /// The addresses of the guest's interfaces, from `source`. A driver
+    /// without its own answer for [`InterfaceAddressSource::Lease`] gets the
+    /// generic one ([`Connection::interface_addresses`]: the leases of the
+    /// virtual networks its interfaces are on).
+    async fn interface_addresses(
+        &self,
+        dom: &DomainRef,
+        source: InterfaceAddressSource,
+    ) -> Result<Vec<DomainInterface>> {
+        let _ = (dom, source);
+        unsupported_default!(self, "domain.interface-addresses")
     }
     /// The guest's console: the host device or socket to talk to it
     /// (`dev`: a `<serial>`/`<console>` alias such as `serial0`; `None`:

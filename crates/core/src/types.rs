@@ -676,6 +676,61 @@ pub struct InterfaceStats {
     pub tx_drop: i64,
 }
 
+/// Where `virDomainInterfaceAddresses` looks for a guest's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterfaceAddressSource {
+    /// The DHCP leases of the virtual networks the guest is on.
+    Lease = 0,
+    /// The guest agent.
+    Agent = 1,
+    /// The host's ARP table.
+    Arp = 2,
+}
+
+impl InterfaceAddressSource {
+    /// The source with libvirt's number.
+    pub fn from_u32(n: u32) -> Option<InterfaceAddressSource> {
+        match n {
+            0 => Some(InterfaceAddressSource::Lease),
+            1 => Some(InterfaceAddressSource::Agent),
+            2 => Some(InterfaceAddressSource::Arp),
+            _ => None,
+        }
+    }
+
+    /// virsh's name (`lease`, `agent`, `arp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterfaceAddressSource::Lease => "lease",
+            InterfaceAddressSource::Agent => "agent",
+            InterfaceAddressSource::Arp => "arp",
+        }
+    }
+}
+
+/// One address of a guest interface (`virDomainIPAddress`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IpAddress {
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// The address.
+    pub addr: String,
+    /// Its prefix length.
+    pub prefix: u32,
+}
+
+/// A guest interface with its addresses (`virDomainInterface`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainInterface {
+    /// The interface's name (host device, or the guest's name for it).
+    pub name: String,
+    /// Its MAC address.
+    pub hwaddr: Option<String>,
+    /// Its addresses.
+    pub addrs: Vec<IpAddress>,
+}
+
 /// What a process needs to run a command inside a running container
 /// (libvirt's `virDomainLxcOpenNamespace` and `virDomainLxcEnterCGroup`).
 #[derive(Debug)]

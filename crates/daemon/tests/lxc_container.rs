@@ -173,6 +173,12 @@ fn virsh_runs_a_networked_container_through_virtkitd_across_daemon_restarts() {
     );
     let leases = virsh_ok(&uri, &["net-dhcp-leases", "lxcnet"]);
     assert!(leases.contains("52:54:00:ce:00:01"), "{leases}");
+    let ip = lease.split_whitespace().next().unwrap_or_default();
+    let ifaddr = virsh_ok(&uri, &["domifaddr", "ct1"]);
+    assert!(
+        ifaddr.contains("52:54:00:ce:00:01") && ifaddr.contains(&format!("{ip}/24")),
+        "virsh domifaddr finds the container's lease: {ifaddr}"
+    );
 
     let info = virsh_ok(&uri, &["dominfo", "ct1"]);
     assert!(info.contains("OS Type:        exe"), "{info}");

@@ -362,6 +362,12 @@ fn monitoring_network_update_events_and_console_through_virtkitd() {
         &["net-dhcp-leases", "nat1", "--mac", "52:54:00:cd:00:99"],
     );
     assert!(!none.contains("52:54"), "{none}");
+    // The guest's address as virsh finds it (from the network's leases).
+    let ifaddr = virsh_ok(&uri, &["domifaddr", "vm1"]);
+    assert!(
+        ifaddr.contains("52:54:00:cd:00:01") && ifaddr.contains(&format!("ipv4         {addr}/24")),
+        "{ifaddr}"
+    );
 
     // Domain statistics, all groups, one group, all domains.
     let stats = virsh_ok(&uri, &["domstats", "vm1"]);

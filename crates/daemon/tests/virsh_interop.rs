@@ -27,6 +27,8 @@ const CASES: &[&str] = &[
     "list --all --uuid --name --id",
     "list --title --all",
     "dominfo test",
+    "domifaddr test; domifaddr test --source arp --full",
+    "destroy test; domifaddr test",
     "dominfo 1",
     "dominfo 6695eb01-f6a4-8304-79aa-97f2502e193f",
     "domstate --reason test",
@@ -191,6 +193,7 @@ fn read_only_socket_denies_every_mutating_flow_and_serves_every_read() {
         "domcontrol test",
         "domiflist test",
         "domblklist test",
+        "domifaddr test",
     ];
     let d = Daemon::start("");
     let mut failures = Vec::new();

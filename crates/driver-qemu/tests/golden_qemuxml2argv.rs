@@ -49,7 +49,7 @@ use virtkit_driver_qemu::firmware::{self, FirmwareDirs};
 use virtkit_driver_qemu::profile::QemuProfile;
 
 /// Share of the `args@latest` cases that must match exactly.
-const REQUIRED_LATEST_RATE: f64 = 0.50;
+const REQUIRED_LATEST_RATE: f64 = 0.70;
 
 /// The capability data `@latest` stands for in libvirt 9.0.0.
 const LATEST_CAPS: &str = "8.0.0";

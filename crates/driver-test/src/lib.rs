@@ -27,12 +27,12 @@ use virtkit_core::domain::DomainDef;
 use virtkit_core::network::NetworkDef;
 use virtkit_core::xml;
 use virtkit_core::{
-    Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps, DomainRef,
-    DomainState, Driver, Error, EventFilter, EventOps, EventStream, InterfaceListFlags,
-    InterfaceOps, InterfaceRef, ListFlags, NetworkInfo, NetworkListFlags, NetworkOps, NetworkRef,
-    NodeInfo, OpenFlags, PoolListFlags, RebootFlags, Result, SecurityLabel, SecurityModel,
-    ShutdownFlags, StorageOps, StoragePoolInfo, StoragePoolRef, StorageVolRef, UndefineFlags, Uri,
-    Uuid, XmlFlags, async_trait,
+    Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainInterface, DomainOps,
+    DomainRef, DomainState, Driver, Error, EventFilter, EventOps, EventStream,
+    InterfaceAddressSource, InterfaceListFlags, InterfaceOps, InterfaceRef, IpAddress, ListFlags,
+    NetworkInfo, NetworkListFlags, NetworkOps, NetworkRef, NodeInfo, OpenFlags, PoolListFlags,
+    RebootFlags, Result, SecurityLabel, SecurityModel, ShutdownFlags, StorageOps, StoragePoolInfo,
+    StoragePoolRef, StorageVolRef, UndefineFlags, Uri, Uuid, XmlFlags, async_trait,
 };
 
 use crate::node::Node;
@@ -203,6 +203,26 @@ fn hostname() -> Result<String> {
     Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
+/// The start of the first IPv4 DHCP range of a network's XML, with the
+/// prefix length of its `<ip>`.
+fn dhcp_start(net_xml: &str) -> Option<(std::net::Ipv4Addr, u32)> {
+    let doc = xml::parse(net_xml).ok()?;
+    doc.root.children_named("ip").find_map(|ip| {
+        let start: std::net::Ipv4Addr = ip
+            .child("dhcp")?
+            .child("range")?
+            .attr("start")?
+            .parse()
+            .ok()?;
+        let prefix = match (ip.attr("prefix"), ip.attr("netmask")) {
+            (Some(p), _) => p.parse().ok()?,
+            (None, Some(m)) => u32::from(m.parse::<std::net::Ipv4Addr>().ok()?).count_ones(),
+            (None, None) => 24,
+        };
+        Some((start, prefix))
+    })
+}
+
 #[async_trait]
 impl DomainOps for TestConnection {
     fn driver(&self) -> &'static str {
@@ -314,6 +334,62 @@ impl DomainOps for TestConnection {
 
     async fn has_managed_save(&self, dom: &DomainRef) -> Result<bool> {
         self.state.managed_save(dom)
+    }
+
+    async fn interface_addresses(
+        &self,
+        dom: &DomainRef,
+        _source: InterfaceAddressSource,
+    ) -> Result<Vec<DomainInterface>> {
+        // Made up, as libvirt's test driver does (whatever the source): an
+        // interface on a virtual network gets the start of the network's
+        // first DHCP range plus 20 per domain id plus its index plus one,
+        // any other one 192.168.0.(index+1)/24.
+        let (state, _) = self.state.state(dom)?;
+        if !state.is_active() {
+            return Err(Error::operation_invalid("domain is not running"));
+        }
+        let doc = xml::parse(&self.state.xml(dom, XmlFlags::empty())?)?;
+        let id: u32 = doc
+            .root
+            .attr("id")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let mut out = Vec::new();
+        let devices = doc.root.child("devices");
+        for (i, iface) in devices
+            .iter()
+            .flat_map(|d| d.children_named("interface"))
+            .enumerate()
+        {
+            let get = |child: &str, a: &str| {
+                iface
+                    .child(child)
+                    .and_then(|c| c.attr(a).map(|v| v.into_owned()))
+            };
+            let i = i as u32;
+            let mut addr = (std::net::Ipv4Addr::new(192, 168, 0, 0), 24, i + 1);
+            if iface.attr("type").as_deref() == Some("network")
+                && let Some(name) = get("source", "network")
+                && let Ok(net) = NetworkOps::lookup_by_name(self, &name).await
+                && let Some((start, prefix)) =
+                    dhcp_start(&NetworkOps::xml_desc(self, &net, XmlFlags::empty()).await?)
+            {
+                addr = (start, prefix, (id.saturating_sub(1)) * 20 + i + 1);
+            }
+            let (base, prefix, offset) = addr;
+            out.push(DomainInterface {
+                name: get("target", "dev").unwrap_or_default(),
+                hwaddr: get("mac", "address"),
+                addrs: vec![IpAddress {
+                    family: "ipv4".into(),
+                    addr: std::net::Ipv4Addr::from(u32::from(base).wrapping_add(offset))
+                        .to_string(),
+                    prefix,
+                }],
+            });
+        }
+        Ok(out)
     }
 
     async fn security_label(&self, dom: &DomainRef) -> Result<SecurityLabel> {

@@ -42,20 +42,25 @@ impl DomainProfile for TestProfile {
 }
 
 /// Gives every `<interface>` without a `<target dev>` the name `testnetN`,
-/// N being its position among the domain's interfaces (kept in the definition).
+/// N being the lowest number no interface of the domain uses yet (as
+/// libvirt's test driver; kept in the definition).
 pub(crate) fn assign_ifnames(def: &mut DomainDef) {
     let Some(devices) = def.root_mut().child_mut("devices") else {
         return;
     };
-    for (i, iface) in devices
-        .elements_mut()
-        .filter(|e| e.name() == "interface")
-        .enumerate()
-    {
+    let mut used: Vec<String> = devices
+        .children_named("interface")
+        .filter_map(|i| i.child("target")?.attr("dev").map(|d| d.into_owned()))
+        .collect();
+    for iface in devices.elements_mut().filter(|e| e.name() == "interface") {
         if iface.child("target").is_some_and(|t| t.has_attr("dev")) {
             continue;
         }
-        let name = format!("testnet{i}");
+        let name = (0..)
+            .map(|n| format!("testnet{n}"))
+            .find(|n| !used.contains(n))
+            .unwrap_or_default();
+        used.push(name.clone());
         match iface.child_mut("target") {
             Some(t) => t.set_attr("dev", &name),
             None => iface.append_element(Element::new("target").with_attr("dev", &name)),

@@ -261,6 +261,7 @@ pub async fn run(ctx: &mut Ctx, call: &Call) -> CmdResult {
         "domblkstat" => monitor::domblkstat(ctx, call).await,
         "domifstat" => monitor::domifstat(ctx, call).await,
         "domiflist" => monitor::domiflist(ctx, call).await,
+        "domifaddr" => monitor::domifaddr(ctx, call).await,
         "domblklist" => monitor::domblklist(ctx, call).await,
         "console" => monitor::console(ctx, call).await,
         "screenshot" => monitor::screenshot(ctx, call).await,

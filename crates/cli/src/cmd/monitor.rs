@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 
 use serde::Serialize;
 use virtkit::xml::{self, Element};
-use virtkit::{StatsGroups, TypedValue, XmlFlags};
+use virtkit::{InterfaceAddressSource, StatsGroups, TypedValue, XmlFlags};
 
 use super::spec::Call;
 use super::{By, CmdResult, Ctx, Failure};
@@ -190,6 +190,51 @@ pub async fn domiflist(ctx: &mut Ctx, call: &Call) -> CmdResult {
     }
     let quiet = ctx.quiet;
     ctx.print(&t.render(!quiet));
+    Ok(())
+}
+
+pub async fn domifaddr(ctx: &mut Ctx, call: &Call) -> CmdResult {
+    let source = match call.value("source") {
+        None | Some("lease") => InterfaceAddressSource::Lease,
+        Some("agent") => InterfaceAddressSource::Agent,
+        Some("arp") => InterfaceAddressSource::Arp,
+        Some(other) => return Err(Failure::msg(format!("Unknown data source '{other}'"))),
+    };
+    let d = ctx.domain(call.req("domain"), By::ALL).await?;
+    let mut ifaces = d
+        .interface_addresses(source)
+        .await
+        .map_err(|e| Failure::with("Failed to query for interfaces addresses", &e))?;
+    if let Some(only) = call.value("interface") {
+        ifaces.retain(|i| i.name == only);
+    }
+    if call.flag("json") {
+        return ctx.json(&ifaces);
+    }
+    let full = call.flag("full");
+    let mut out = format!(
+        " {:<10} {:<17}    {:<12} {}\n{}\n",
+        "Name",
+        "MAC address",
+        "Protocol",
+        "Address",
+        "-".repeat(79)
+    );
+    for i in &ifaces {
+        let mac = i.hwaddr.clone().unwrap_or_else(|| "N/A".into());
+        for (n, a) in i.addrs.iter().enumerate() {
+            let (name, mac) = if n == 0 || full {
+                (i.name.as_str(), mac.as_str())
+            } else {
+                ("-", "-")
+            };
+            out.push_str(&format!(
+                " {name:<10} {mac:<17}    {:<12} {}/{}\n",
+                a.family, a.addr, a.prefix
+            ));
+        }
+    }
+    ctx.print(&out);
     Ok(())
 }
 

@@ -316,6 +316,16 @@ pub const COMMANDS: &[Cmd] = &[
         opts: &[DOMAIN, flag("inactive", "of the persistent definition")],
     },
     Cmd {
+        name: "domifaddr",
+        help: "a running domain's interface addresses",
+        opts: &[
+            DOMAIN,
+            opt_arg("interface", "only this interface (host device name)"),
+            flag("full", "name and MAC on every address line"),
+            value("source", "lease (default), agent or arp"),
+        ],
+    },
+    Cmd {
         name: "domblklist",
         help: "list a domain's disks",
         opts: &[

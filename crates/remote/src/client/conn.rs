@@ -8,13 +8,13 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use virtkit_core::network::update::{Command, Section};
 use virtkit_core::{
-    BlockStats, Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainOps,
-    DomainRef, DomainState, Error, ErrorKind, EventFilter, EventOps, EventStream,
-    InterfaceListFlags, InterfaceOps, InterfaceRef, InterfaceStats, ListFlags, NetworkDhcpLease,
-    NetworkEventStream, NetworkInfo, NetworkListFlags, NetworkOps, NetworkRef, NetworkUpdateFlags,
-    NodeInfo, OpenFlags, PoolListFlags, PoolState, RebootFlags, Result, SecurityLabel,
-    SecurityModel, ShutdownFlags, StatsGroups, StorageOps, StoragePoolInfo, StoragePoolRef,
-    StorageVolRef, TypedParams, UndefineFlags, Uri, Uuid, XmlFlags, async_trait,
+    BlockStats, Connection, CreateFlags, DefineFlags, DestroyFlags, DomainInfo, DomainInterface,
+    DomainOps, DomainRef, DomainState, Error, ErrorKind, EventFilter, EventOps, EventStream,
+    InterfaceAddressSource, InterfaceListFlags, InterfaceOps, InterfaceRef, InterfaceStats,
+    ListFlags, NetworkDhcpLease, NetworkEventStream, NetworkInfo, NetworkListFlags, NetworkOps,
+    NetworkRef, NetworkUpdateFlags, NodeInfo, OpenFlags, PoolListFlags, PoolState, RebootFlags,
+    Result, SecurityLabel, SecurityModel, ShutdownFlags, StatsGroups, StorageOps, StoragePoolInfo,
+    StoragePoolRef, StorageVolRef, TypedParams, UndefineFlags, Uri, Uuid, XmlFlags, async_trait,
 };
 
 use super::rpc::{CallbackKind, EventSink, RpcClient};
@@ -525,6 +525,24 @@ impl DomainOps for RemoteConnection {
             tx_errs: r.tx_errs,
             tx_drop: r.tx_drop,
         })
+    }
+
+    async fn interface_addresses(
+        &self,
+        dom: &DomainRef,
+        source: InterfaceAddressSource,
+    ) -> Result<Vec<DomainInterface>> {
+        let r: DomainInterfaceAddressesRet = self
+            .call(
+                DOMAIN_INTERFACE_ADDRESSES,
+                &DomainInterfaceAddressesArgs {
+                    dom: wire_dom(dom),
+                    source: source as u32,
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(r.ifaces.iter().map(interface).collect())
     }
 
     /// A local terminal bridged to the remote console stream (see

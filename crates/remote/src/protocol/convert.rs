@@ -1,8 +1,8 @@
 //! Conversions between wire handles and virtkit's handles.
 
 use virtkit_core::{
-    DomainRef, Error, InterfaceRef, NetworkDhcpLease, NetworkRef, Result, StoragePoolRef,
-    StorageVolRef, TypedParams, TypedValue, Uuid, XmlFlags,
+    DomainInterface, DomainRef, Error, InterfaceRef, IpAddress, NetworkDhcpLease, NetworkRef,
+    Result, StoragePoolRef, StorageVolRef, TypedParams, TypedValue, Uuid, XmlFlags,
 };
 
 use super::remote::*;
@@ -189,17 +189,57 @@ pub fn wire_lease(l: &NetworkDhcpLease) -> NetworkDhcpLeaseWire {
     }
 }
 
+/// A guest interface with its addresses, on the wire.
+pub fn wire_interface(i: &DomainInterface) -> DomainInterfaceWire {
+    DomainInterfaceWire {
+        name: i.name.clone(),
+        hwaddr: i.hwaddr.clone(),
+        addrs: i
+            .addrs
+            .iter()
+            .map(|a| DomainIpAddrWire {
+                type_: ip_type(&a.family),
+                addr: a.addr.clone(),
+                prefix: a.prefix,
+            })
+            .collect::<Vec<_>>()
+            .into(),
+    }
+}
+
+/// A guest interface with its addresses, from the wire.
+pub fn interface(i: &DomainInterfaceWire) -> DomainInterface {
+    DomainInterface {
+        name: i.name.clone(),
+        hwaddr: i.hwaddr.clone(),
+        addrs: i
+            .addrs
+            .iter()
+            .map(|a| IpAddress {
+                family: ip_family(a.type_),
+                addr: a.addr.clone(),
+                prefix: a.prefix,
+            })
+            .collect(),
+    }
+}
+
+/// `virIPAddrType` as `ipv4`/`ipv6`.
+fn ip_family(t: i32) -> String {
+    match t {
+        0 => "ipv4",
+        1 => "ipv6",
+        _ => "unknown",
+    }
+    .to_string()
+}
+
 /// A DHCP lease from the wire.
 pub fn lease(l: &NetworkDhcpLeaseWire) -> NetworkDhcpLease {
     NetworkDhcpLease {
         iface: l.iface.clone(),
         expiry_time: l.expirytime,
-        family: match l.type_ {
-            0 => "ipv4",
-            1 => "ipv6",
-            _ => "unknown",
-        }
-        .to_string(),
+        family: ip_family(l.type_),
         mac: l.mac.clone().unwrap_or_default(),
         iaid: l.iaid.clone(),
         ipaddr: l.ipaddr.clone(),

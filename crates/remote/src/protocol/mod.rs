@@ -54,6 +54,10 @@ pub const STORAGE_VOL_LIST_MAX: u32 = 16384;
 pub const AUTH_TYPE_LIST_MAX: u32 = 20;
 /// Largest list of domain messages.
 pub const DOMAIN_MESSAGES_MAX: u32 = 2048;
+/// Most interfaces in an address answer (`REMOTE_DOMAIN_INTERFACE_MAX`).
+pub const DOMAIN_INTERFACE_MAX: u32 = 2048;
+/// Most addresses of one interface (`REMOTE_DOMAIN_IP_ADDR_MAX`).
+pub const DOMAIN_IP_ADDR_MAX: u32 = 2048;
 /// Largest list of DHCP leases (`REMOTE_NETWORK_DHCP_LEASES_MAX`).
 pub const NETWORK_DHCP_LEASES_MAX: u32 = 65536;
 /// Most typed parameters in one domain's statistics

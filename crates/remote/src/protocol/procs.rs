@@ -130,6 +130,7 @@ procedures! {
     CONNECT_GET_DOMAIN_CAPABILITIES = 342, "virConnectGetDomainCapabilities", Write;
     CONNECT_GET_ALL_DOMAIN_STATS = 344, "virConnectGetAllDomainStats", Read;
     DOMAIN_DEFINE_XML_FLAGS = 350, "virDomainDefineXMLFlags", Write;
+    DOMAIN_INTERFACE_ADDRESSES = 353, "virDomainInterfaceAddresses", Read;
     CONNECT_REGISTER_CLOSE_CALLBACK = 360, "virConnectRegisterCloseCallback", Read;
     CONNECT_UNREGISTER_CLOSE_CALLBACK = 361, "virConnectUnregisterCloseCallback", Read;
     CONNECT_EVENT_CONNECTION_CLOSED = 362, "(connection closed event)", Read;

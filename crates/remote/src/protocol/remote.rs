@@ -387,6 +387,28 @@ xdr_struct! {
     }
 }
 xdr_struct! {
+    /// `remote_domain_ip_addr` (`type_`: 0 IPv4, 1 IPv6).
+    pub struct DomainIpAddrWire { pub type_: i32, pub addr: String, pub prefix: u32 }
+}
+xdr_struct! {
+    /// `remote_domain_interface`.
+    pub struct DomainInterfaceWire {
+        pub name: String,
+        pub hwaddr: Option<String>,
+        pub addrs: XdrVec<DomainIpAddrWire, DOMAIN_IP_ADDR_MAX>,
+    }
+}
+xdr_struct! {
+    /// `remote_domain_interface_addresses_args`.
+    pub struct DomainInterfaceAddressesArgs { pub dom: NonnullDomain, pub source: u32, pub flags: u32 }
+}
+xdr_struct! {
+    /// `remote_domain_interface_addresses_ret`.
+    pub struct DomainInterfaceAddressesRet {
+        pub ifaces: XdrVec<DomainInterfaceWire, DOMAIN_INTERFACE_MAX>,
+    }
+}
+xdr_struct! {
     /// `remote_network_dhcp_lease`.
     pub struct NetworkDhcpLeaseWire {
         pub iface: String,

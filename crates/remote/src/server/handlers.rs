@@ -9,9 +9,9 @@ use futures::future::BoxFuture;
 use virtkit_core::network::update::{Command, Section};
 use virtkit_core::{
     Connection, CreateFlags, DefineFlags, DestroyFlags, Error, ErrorDomain, ErrorKind, EventFilter,
-    InterfaceListFlags, ListFlags, NetworkEventStream, NetworkListFlags, NetworkUpdateFlags,
-    OpenFlags, PoolListFlags, RebootFlags, ShutdownFlags, StatsGroups, UndefineFlags, Uri, Uuid,
-    XmlFlags,
+    InterfaceAddressSource, InterfaceListFlags, ListFlags, NetworkEventStream, NetworkListFlags,
+    NetworkUpdateFlags, OpenFlags, PoolListFlags, RebootFlags, ShutdownFlags, StatsGroups,
+    UndefineFlags, Uri, Uuid, XmlFlags,
 };
 
 use super::dispatch::{Handler, Served};
@@ -597,6 +597,23 @@ handlers! {
             tx_packets: st.tx_packets,
             tx_errs: st.tx_errs,
             tx_drop: st.tx_drop,
+        }
+    }
+    DOMAIN_INTERFACE_ADDRESSES => domain_interface_addresses(s, a: DomainInterfaceAddressesArgs) {
+        no_flags(a.flags, "virDomainInterfaceAddresses")?;
+        let source = InterfaceAddressSource::from_u32(a.source).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArg,
+                format!("Unknown IP address data source {}", a.source),
+            )
+        })?;
+        let ifaces = s.conn()?.interface_addresses(&dom_ref(&a.dom), source).await?;
+        let max = crate::protocol::DOMAIN_INTERFACE_MAX;
+        if ifaces.len() > max as usize {
+            return Err(too_many("interfaces", ifaces.len(), max));
+        }
+        DomainInterfaceAddressesRet {
+            ifaces: ifaces.iter().map(wire_interface).collect::<Vec<_>>().into(),
         }
     }
     DOMAIN_GET_CONTROL_INFO => domain_get_control_info(s, a: DomainFlagsArgs) {
