@@ -764,3 +764,34 @@ fn qemuxml2argv_matches_libvirt() {
         REQUIRED_LATEST_RATE * 100.0
     );
 }
+
+/// `host-model` runs as QEMU's host CPU limited to migratable features
+/// under KVM (libvirt expands it with its own CPU map instead: the
+/// `cpu-host-model` cases stay misses); under TCG it is refused clearly.
+#[test]
+fn host_model_runs_as_the_migratable_host_cpu() {
+    let Some(root) = corpus_root() else {
+        eprintln!("SKIPPED: host_model: no corpus");
+        return;
+    };
+    let mut data = CapsData::new(&root.join("libvirt"));
+    let caps = data.real("latest", &[]).unwrap();
+    let xml = |ty: &str| {
+        format!(
+            "<domain type='{ty}'><name>hm</name><memory>131072</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+             <cpu mode='host-model' check='partial'><feature policy='disable' name='vmx'/></cpu>\
+             </domain>"
+        )
+    };
+    let args = build_case(xml("kvm").as_bytes(), "hm.xml", &caps).unwrap();
+    assert!(
+        args.contains("-cpu host,migratable=on,vmx=off \\"),
+        "{args}"
+    );
+    let err = build_case(xml("qemu").as_bytes(), "hm.xml", &caps).unwrap_err();
+    assert!(
+        err.contains("needs KVM") && err.contains("/domain/cpu/@mode"),
+        "{err}"
+    );
+}

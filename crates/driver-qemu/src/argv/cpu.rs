@@ -126,7 +126,26 @@ pub(crate) fn emit_cpu(g: &mut Gen<'_>, p: &XPath) -> Result<()> {
             s
         }
         "maximum" => "max".to_string(),
-        "host-model" => return Err(unsupported(cp.attr("mode"), "CPU mode 'host-model'")),
+        // libvirt expands host-model into the closest named model plus
+        // features from its own CPU map; virtkit lets QEMU do it: the host
+        // CPU limited to the features that can migrate.
+        "host-model" => {
+            if g.ctx.accel != Accel::Kvm {
+                return Err(Error::new(
+                    ErrorKind::ConfigUnsupported,
+                    format!(
+                        "CPU mode 'host-model' ({}) needs KVM (<domain type='kvm'>); \
+                         use a named model with TCG",
+                        cp.attr("mode")
+                    ),
+                ));
+            }
+            if g.has("cpu.migratable") {
+                "host,migratable=on".to_string()
+            } else {
+                "host".to_string()
+            }
+        }
         _ => {
             let model = cpu
                 .and_then(|c| c.child("model"))
