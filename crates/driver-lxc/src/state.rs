@@ -1,28 +1,28 @@
 //! The driver's state for one URI: definitions on disk, running containers
 //! with their supervisors, one job lock per domain, lifecycle events.
 //!
-//! Locking: the domain table is held only for lookups. Each domain has a
-//! job lock (a tokio mutex, taken with a deadline) that serialises changes,
-//! and a small state mutex never held across an await, so queries never
-//! wait for a job.
+//! Locking: the domain table ([`virtkit_core::domain::table`]) is held
+//! only for lookups. Each domain has a job lock (a tokio mutex, taken with
+//! a deadline) that serialises changes, and a small state mutex never held
+//! across an await, so queries never wait for a job.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::Mutex as AsyncMutex;
+use virtkit_core::domain::table::{
+    self, DomainTable, InstanceLock, LOCK_WAIT, LiveDomain, not_running,
+};
 use virtkit_core::domain::{DomainDef, FormatOptions};
 use virtkit_core::event::detail;
 use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
 use virtkit_core::xml::Element;
 use virtkit_core::{
     CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus, InterfaceStats,
-    LifecycleEvent, LifecycleKind, ListFlags, Result, StatsGroups, TypedParams, TypedValue, Uuid,
-    XmlFlags, files,
+    LifecycleEvent, LifecycleKind, Result, StatsGroups, TypedParams, TypedValue, XmlFlags, files,
 };
 
 use crate::cgroup::{self, Cgroup};
@@ -34,23 +34,19 @@ use crate::status::Status;
 use crate::supervisor::{self, Config};
 use crate::sys::{self, Exit};
 
-/// How long a job waits for another job on the same domain.
-pub const JOB_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a container may take from supervisor start to init running.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the supervisor gets to clean up after init is killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// SIGTERM grace for a graceful destroy.
 const TERM_GRACE: Duration = Duration::from_secs(10);
-/// How long opening waits for another process to release the directories.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How long freezing or thawing may take.
 const FREEZE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What the driver is doing to a container, so that its exit is not taken
 /// for something the container did.
 #[derive(Debug, Default, Clone, Copy)]
-struct Expect {
+pub(crate) struct Expect {
     destroy: bool,
     shutdown: bool,
 }
@@ -84,80 +80,26 @@ impl Live {
     }
 }
 
-#[derive(Debug)]
-pub(crate) struct DomInner {
-    pub def: DomainDef,
-    pub next_def: Option<DomainDef>,
-    pub persistent: bool,
-    pub autostart: bool,
-    pub state: DomainState,
-    pub reason: i32,
-    pub live: Option<Arc<Live>>,
-    expect: Expect,
+impl LiveDomain for Live {
+    fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn def(&self) -> &DomainDef {
+        &self.live_def
+    }
 }
 
 /// One domain.
-#[derive(Debug)]
-pub(crate) struct DomainObj {
-    pub uuid: Uuid,
-    pub name: String,
-    job: AsyncMutex<()>,
-    pub inner: Mutex<DomInner>,
-}
-
-impl DomainObj {
-    fn new(def: DomainDef, persistent: bool) -> Arc<DomainObj> {
-        Arc::new(DomainObj {
-            uuid: def.uuid().unwrap_or_default(),
-            name: def.name(),
-            job: AsyncMutex::new(()),
-            inner: Mutex::new(DomInner {
-                def,
-                next_def: None,
-                persistent,
-                autostart: false,
-                state: DomainState::Shutoff,
-                reason: shutoff_reason::UNKNOWN,
-                live: None,
-                expect: Expect::default(),
-            }),
-        })
-    }
-
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, DomInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn handle(&self) -> DomainRef {
-        DomainRef {
-            name: self.name.clone(),
-            uuid: self.uuid,
-            id: self.lock().live.as_ref().map(|l| l.id),
-        }
-    }
-
-    async fn job(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
-        tokio::time::timeout(JOB_DEADLINE, self.job.lock())
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::OperationTimeout,
-                    format!(
-                        "cannot acquire the state change lock of domain '{}' within {} s: another job on it is still running",
-                        self.name,
-                        JOB_DEADLINE.as_secs()
-                    ),
-                )
-            })
-    }
-}
+pub(crate) type DomainObj = table::DomainObj<Live, Expect>;
 
 /// The state of one driver instance (one URI's directories).
 #[derive(Debug)]
 pub(crate) struct LxcState {
     pub layout: Layout,
     pub events: EventBus,
-    doms: Mutex<HashMap<Uuid, Arc<DomainObj>>>,
+    /// The domains.
+    pub doms: DomainTable<Live, Expect>,
     /// The network driver instance containers plug into.
     pub networks: Option<Arc<virtkit_network::Service>>,
     /// The host network handle, opened when a container first needs one.
@@ -175,53 +117,12 @@ impl Drop for LxcState {
     }
 }
 
-fn no_domain(d: &DomainRef) -> Error {
-    Error::no_domain(format!(
-        "no domain with matching uuid '{}' ({})",
-        d.uuid, d.name
-    ))
-}
-
-fn not_running(name: &str) -> Error {
-    Error::operation_invalid(format!("domain '{name}' is not running"))
-}
-
 fn failed(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::OperationFailed, msg)
 }
 
 fn cg_err(e: cgroup::CgroupError) -> Error {
     failed(e.to_string())
-}
-
-/// Takes the instance lock, so that two processes never drive the same
-/// directories.
-fn take_lock(layout: &Layout) -> Result<File> {
-    let path = layout.lock_file();
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::system(format_args!("cannot open {}", path.display()), &e))?;
-    if let Err(e) = sys::flock_exclusive(f.as_fd()) {
-        let holder = std::fs::read_to_string(&path).unwrap_or_default();
-        return Err(failed(format!(
-            "{} is in use by another virtkit process{} (lock {}: {e}); connect through that \
-             process (e.g. lxc+unix:// to virtkitd), or retry when it has finished",
-            layout.uri,
-            if holder.trim().is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {})", holder.trim())
-            },
-            path.display()
-        )));
-    }
-    let _ = f.set_len(0);
-    let _ = std::io::Write::write_all(&mut &f, std::process::id().to_string().as_bytes());
-    Ok(f)
 }
 
 /// How a container's exit reads in states and events.
@@ -247,25 +148,19 @@ impl LxcState {
     /// found again, autostart domains started.
     pub async fn open(layout: Layout) -> Result<Arc<LxcState>> {
         layout.create()?;
-        // The directories belong to one process at a time. Another short
-        // virtkit command (or this process's previous instance, still going
-        // away on another thread) lets go soon: wait for it, up to
-        // LOCK_WAIT. A daemon keeps them: say so at once.
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let lock = loop {
-            match take_lock(&layout) {
-                Ok(l) => break l,
-                Err(e) => {
-                    let holder = std::fs::read_to_string(layout.lock_file()).unwrap_or_default();
-                    let daemon = std::fs::read_to_string(format!("/proc/{}/comm", holder.trim()))
-                        .is_ok_and(|c| c.trim() == "virtkitd");
-                    if daemon || std::time::Instant::now() > deadline {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        };
+        // The directories belong to one process at a time, so that two
+        // processes never drive the same containers. Another short virtkit
+        // command (or this process's previous instance, still going away on
+        // another thread) lets go soon: wait for it, up to LOCK_WAIT. A
+        // daemon keeps them: say so at once.
+        let lock = InstanceLock {
+            uri: &layout.uri,
+            path: &layout.lock_file(),
+            remote: "lxc+unix://",
+            show_os_error: true,
+        }
+        .take(LOCK_WAIT)
+        .await?;
         let networks = match virtkit_network::Service::open(layout.network.clone()).await {
             Ok(s) => Some(s),
             Err(e) => {
@@ -281,7 +176,7 @@ impl LxcState {
             networks,
             layout,
             events: EventBus::default(),
-            doms: Mutex::new(HashMap::new()),
+            doms: DomainTable::new(),
             netdev: tokio::sync::OnceCell::new(),
             supervisor_exe,
             closing: tokio::sync::watch::channel(false).0,
@@ -291,10 +186,6 @@ impl LxcState {
         state.reattach_all().await;
         state.autostart_all().await;
         Ok(state)
-    }
-
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<DomainObj>>> {
-        self.doms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn load_definitions(&self) {
@@ -316,7 +207,7 @@ impl LxcState {
                 Ok(def) => {
                     let dom = DomainObj::new(def, true);
                     dom.lock().autostart = self.layout.autostart_dir().join(&dom.name).exists();
-                    self.table().insert(dom.uuid, dom);
+                    self.doms.insert(dom);
                 }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "skipping an invalid definition")
@@ -347,12 +238,9 @@ impl LxcState {
                 continue;
             };
             let uuid = live_def.uuid().unwrap_or_default();
-            let dom = {
-                let mut t = self.table();
-                t.entry(uuid)
-                    .or_insert_with(|| DomainObj::new(live_def.clone(), false))
-                    .clone()
-            };
+            let dom = self
+                .doms
+                .get_or_insert_with(uuid, || DomainObj::new(live_def.clone(), false));
             let ports = self.reclaim_ports(&live_def).await;
             let watched = match Watched::attach(status.supervisor.0, status.supervisor.1) {
                 // Exited but not reaped yet: as good as gone.
@@ -415,7 +303,7 @@ impl LxcState {
                         !i.persistent
                     };
                     if transient {
-                        self.table().remove(&dom.uuid);
+                        self.doms.remove(&dom.uuid);
                     }
                 }
             }
@@ -447,13 +335,8 @@ impl LxcState {
     }
 
     async fn autostart_all(self: &Arc<Self>) {
-        let doms: Vec<Arc<DomainObj>> = self.table().values().cloned().collect();
-        for d in doms {
-            let go = {
-                let i = d.lock();
-                i.autostart && i.live.is_none()
-            };
-            if go && let Err(e) = self.start(&d.handle(), CreateFlags::empty()).await {
+        for d in self.doms.to_autostart() {
+            if let Err(e) = self.start(&d.handle(), CreateFlags::empty()).await {
                 tracing::warn!(domain = %d.name, error = %e, "autostart failed");
             }
         }
@@ -463,57 +346,13 @@ impl LxcState {
         self.events.emit(LifecycleEvent::new(dom, kind, detail));
     }
 
-    pub fn get(&self, d: &DomainRef) -> Result<Arc<DomainObj>> {
-        self.table()
-            .get(&d.uuid)
-            .cloned()
-            .ok_or_else(|| no_domain(d))
-    }
-
     // ---- queries ----
 
-    pub fn list(&self, flags: ListFlags) -> Vec<DomainRef> {
-        let doms: Vec<Arc<DomainObj>> = self.table().values().cloned().collect();
-        doms.into_iter()
-            .filter(|d| matches_flags(&d.lock(), flags))
-            .map(|d| d.handle())
-            .collect()
-    }
-
-    pub fn lookup_name(&self, name: &str) -> Result<DomainRef> {
-        self.table()
-            .values()
-            .find(|d| d.name == name)
-            .map(|d| d.handle())
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching name '{name}'")))
-    }
-
-    pub fn lookup_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
-        self.table()
-            .get(uuid)
-            .map(|d| d.handle())
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching uuid '{uuid}'")))
-    }
-
-    pub fn lookup_id(&self, id: u32) -> Result<DomainRef> {
-        self.table()
-            .values()
-            .find(|d| d.lock().live.as_ref().is_some_and(|l| l.id == id))
-            .map(|d| d.handle())
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching id {id}")))
-    }
-
-    pub fn state(&self, d: &DomainRef) -> Result<(DomainState, i32)> {
-        let dom = self.get(d)?;
-        let i = dom.lock();
-        Ok((i.state, i.reason))
-    }
-
     pub fn info(&self, d: &DomainRef) -> Result<DomainInfo> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let (state, def_max, vcpus, live) = {
             let i = dom.lock();
-            let def = i.live.as_ref().map_or(&i.def, |l| &l.live_def);
+            let def = i.current_def();
             (i.state, def.memory_kib(), def.vcpus(), i.live.clone())
         };
         let (max, mem, cpu) = match &live {
@@ -534,48 +373,10 @@ impl LxcState {
     }
 
     pub fn xml(&self, d: &DomainRef, flags: XmlFlags) -> Result<String> {
-        let dom = self.get(d)?;
-        let i = dom.lock();
-        let inactive = flags.contains(XmlFlags::INACTIVE);
-        let (def, id) = match (&i.live, inactive) {
-            (Some(l), false) => (&l.live_def, Some(l.id)),
-            (_, true) => (i.next_def.as_ref().unwrap_or(&i.def), None),
-            (None, false) => (&i.def, None),
-        };
-        Ok(def.to_xml_canonical(
-            &LxcProfile,
-            &FormatOptions {
-                id,
-                inactive: id.is_none(),
-                secure: flags.contains(XmlFlags::SECURE),
-            },
-        ))
+        Ok(self.doms.get(d)?.lock().xml(&LxcProfile, flags))
     }
 
     // ---- definitions ----
-
-    fn place(&self, def: &DomainDef) -> Result<Option<Arc<DomainObj>>> {
-        let t = self.table();
-        let name = def.name();
-        if let Some(u) = def.uuid()
-            && let Some(d) = t.get(&u)
-        {
-            if d.name != name {
-                return Err(failed(format!(
-                    "domain '{}' is already defined with uuid {}",
-                    d.name, d.uuid
-                )));
-            }
-            return Ok(Some(d.clone()));
-        }
-        if let Some(d) = t.values().find(|d| d.name == name) {
-            return Err(failed(format!(
-                "domain '{}' already exists with uuid {}",
-                d.name, d.uuid
-            )));
-        }
-        Ok(None)
-    }
 
     /// Checks what the driver can run, before anything is stored.
     fn check_def(def: &DomainDef) -> Result<()> {
@@ -591,36 +392,13 @@ impl LxcState {
     pub fn define(&self, mut def: DomainDef) -> Result<DomainRef> {
         def.assign_generated(&LxcProfile);
         Self::check_def(&def)?;
-        match self.place(&def)? {
-            Some(dom) => {
-                self.save_def(&def)?;
-                let h = {
-                    let mut i = dom.lock();
-                    if i.live.is_some() {
-                        i.next_def = Some(def);
-                    } else {
-                        i.def = def;
-                    }
-                    i.persistent = true;
-                    drop(i);
-                    dom.handle()
-                };
-                self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_UPDATED);
-                Ok(h)
-            }
-            None => {
-                self.save_def(&def)?;
-                let dom = DomainObj::new(def, true);
-                let h = dom.handle();
-                self.table().insert(dom.uuid, dom);
-                self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_ADDED);
-                Ok(h)
-            }
-        }
+        let (h, event) = self.doms.define(def, |def| self.save_def(def))?;
+        self.emit(h.clone(), LifecycleKind::Defined, event);
+        Ok(h)
     }
 
     pub async fn undefine(&self, d: &DomainRef) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
         let (persistent, running) = {
             let i = dom.lock();
@@ -629,27 +407,12 @@ impl LxcState {
         if !persistent {
             return Err(Error::operation_invalid("cannot undefine transient domain"));
         }
-        let path = self.layout.definition(&dom.name);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::system(
-                    format_args!("cannot remove {}", path.display()),
-                    &e,
-                ));
-            }
-        }
-        let _ = std::fs::remove_file(self.layout.autostart_dir().join(&dom.name));
-        {
-            let mut i = dom.lock();
-            i.persistent = false;
-            i.autostart = false;
-            i.next_def = None;
-        }
-        if !running {
-            self.table().remove(&dom.uuid);
-        }
+        self.doms.undefine(
+            &dom,
+            &self.layout.definition(&dom.name),
+            &self.layout.autostart_dir(),
+            running,
+        )?;
         self.emit(
             dom.handle(),
             LifecycleKind::Undefined,
@@ -659,27 +422,7 @@ impl LxcState {
     }
 
     pub fn set_autostart(&self, d: &DomainRef, on: bool) -> Result<()> {
-        let dom = self.get(d)?;
-        if !dom.lock().persistent {
-            return Err(Error::operation_invalid(
-                "cannot set autostart for transient domain",
-            ));
-        }
-        let mark = self.layout.autostart_dir().join(&dom.name);
-        let r = if on {
-            std::fs::write(&mark, b"")
-        } else {
-            std::fs::remove_file(&mark).or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-        };
-        r.map_err(|e| Error::system(format_args!("cannot update {}", mark.display()), &e))?;
-        dom.lock().autostart = on;
-        Ok(())
+        self.doms.set_autostart(d, &self.layout.autostart_dir(), on)
     }
 
     pub async fn create_transient(
@@ -689,23 +432,13 @@ impl LxcState {
     ) -> Result<DomainRef> {
         def.assign_generated(&LxcProfile);
         Self::check_def(&def)?;
-        if let Some(d) = self.place(&def)? {
-            let active = d.lock().live.is_some();
-            return Err(if active {
-                Error::operation_invalid(format!("domain '{}' is already active", d.name))
-            } else {
-                failed(format!(
-                    "domain '{}' already exists with uuid {}",
-                    d.name, d.uuid
-                ))
-            });
-        }
+        self.doms.place_new(&def)?;
         let dom = DomainObj::new(def, false);
-        self.table().insert(dom.uuid, dom.clone());
+        self.doms.insert(dom.clone());
         match self.start(&dom.handle(), flags).await {
             Ok(h) => Ok(h),
             Err(e) => {
-                self.table().remove(&dom.uuid);
+                self.doms.remove(&dom.uuid);
                 Err(e)
             }
         }
@@ -715,7 +448,7 @@ impl LxcState {
 
     /// Starts a defined container.
     pub async fn start(self: &Arc<Self>, d: &DomainRef, flags: CreateFlags) -> Result<DomainRef> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
         if dom.lock().live.is_some() {
             return Err(Error::operation_invalid("domain is already running"));
@@ -737,7 +470,7 @@ impl LxcState {
         {
             let mut i = dom.lock();
             i.live = Some(live.clone());
-            i.expect = Expect::default();
+            i.extra = Expect::default();
             if paused {
                 i.state = DomainState::Paused;
                 i.reason = paused_reason::USER;
@@ -762,17 +495,12 @@ impl LxcState {
 
     /// The namespace another container shares (`<lxc:namespace>` by name).
     fn shared_ns_path(&self, name: &str, kind: &str) -> Result<PathBuf> {
-        let dom = self
-            .table()
-            .values()
-            .find(|d| d.name == name)
-            .cloned()
-            .ok_or_else(|| {
-                Error::no_domain(format!(
-                    "no container named '{name}' to share its {kind} namespace"
-                ))
-            })?;
-        let live = self.live_of(&dom).map_err(|_| {
+        let dom = self.doms.find_name(name).ok_or_else(|| {
+            Error::no_domain(format!(
+                "no container named '{name}' to share its {kind} namespace"
+            ))
+        })?;
+        let live = dom.live().map_err(|_| {
             Error::operation_invalid(format!(
                 "container '{name}' must run to share its {kind} namespace"
             ))
@@ -1098,7 +826,7 @@ impl LxcState {
             if !i.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
                 return;
             }
-            i.expect
+            i.extra
         };
         if expect.destroy {
             // The job that stops it finishes the bookkeeping.
@@ -1128,7 +856,7 @@ impl LxcState {
                         i.live = Some(new.clone());
                         i.state = DomainState::Running;
                         i.reason = running_reason::BOOTED;
-                        i.expect = Expect::default();
+                        i.extra = Expect::default();
                     }
                     self.save_status(dom);
                     self.supervise(dom.clone(), new);
@@ -1188,46 +916,16 @@ impl LxcState {
         reason: i32,
         event_detail: i32,
     ) {
-        {
-            let i = dom.lock();
-            if !i.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
-                return; // already finished
-            }
+        if !dom.is_current(live) {
+            return; // already finished
         }
         self.cleanup(live).await;
         self.set_stopped(dom, reason, event_detail);
     }
 
     fn set_stopped(&self, dom: &Arc<DomainObj>, reason: i32, event_detail: i32) {
-        let handle_before = dom.handle();
-        let remove = {
-            let mut i = dom.lock();
-            i.live = None;
-            i.state = DomainState::Shutoff;
-            i.reason = reason;
-            i.expect = Expect::default();
-            if let Some(next) = i.next_def.take() {
-                i.def = next;
-            }
-            !i.persistent
-        };
-        if remove {
-            self.table().remove(&dom.uuid);
-        }
+        let handle_before = self.doms.set_stopped(dom, reason);
         self.emit(handle_before, LifecycleKind::Stopped, event_detail);
-    }
-
-    fn live_of(&self, dom: &DomainObj) -> Result<Arc<Live>> {
-        dom.lock()
-            .live
-            .clone()
-            .ok_or_else(|| not_running(&dom.name))
-    }
-
-    /// The running instance of a domain, or libvirt's "not running" error.
-    pub fn running(&self, d: &DomainRef) -> Result<Arc<Live>> {
-        let dom = self.get(d)?;
-        self.live_of(&dom)
     }
 
     /// Kills every process of the container and waits for the supervisor.
@@ -1249,17 +947,17 @@ impl LxcState {
     }
 
     pub async fn destroy(&self, d: &DomainRef, graceful: bool) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
-        dom.lock().expect.destroy = true;
+        let live = dom.live()?;
+        dom.lock().extra.destroy = true;
         if graceful {
             let _ = live.signal_init(libc::SIGTERM);
             if tokio::time::timeout(TERM_GRACE, live.supervisor.wait())
                 .await
                 .is_err()
             {
-                dom.lock().expect.destroy = false;
+                dom.lock().extra.destroy = false;
                 return Err(Error::new(
                     ErrorKind::OperationTimeout,
                     format!(
@@ -1340,12 +1038,12 @@ impl LxcState {
         sig: i32,
         what: &str,
     ) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
+        let live = dom.live()?;
         let any = !initctl && !signal;
         if sig == libc::SIGTERM {
-            dom.lock().expect.shutdown = true;
+            dom.lock().extra.shutdown = true;
         }
         if initctl || any {
             if Self::initctl(&live, runlevel)? {
@@ -1370,9 +1068,9 @@ impl LxcState {
     }
 
     pub async fn suspend(&self, d: &DomainRef) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
+        let live = dom.live()?;
         if dom.lock().state == DomainState::Paused {
             return Ok(());
         }
@@ -1396,9 +1094,9 @@ impl LxcState {
     }
 
     pub async fn resume(&self, d: &DomainRef) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
+        let live = dom.live()?;
         if dom.lock().state != DomainState::Paused {
             return Err(Error::operation_invalid("domain is not paused"));
         }
@@ -1424,7 +1122,7 @@ impl LxcState {
     /// `domstats` for one container: state always, the other groups from
     /// its cgroups and network namespace while it runs.
     pub fn stats(&self, d: &DomainRef, groups: StatsGroups) -> Result<TypedParams> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let (state, reason, live) = {
             let i = dom.lock();
             (i.state, i.reason, i.live.clone())
@@ -1498,7 +1196,7 @@ impl LxcState {
 
     /// Traffic of one interface, named by host veth, guest name or MAC.
     pub fn interface_stats(&self, d: &DomainRef, iface: &str) -> Result<InterfaceStats> {
-        let live = self.running(d)?;
+        let live = self.doms.running(d)?;
         let (_, _, guest) = interfaces(live.live_def.root())
             .into_iter()
             .find(|(h, m, g)| h == iface || g == iface || m.eq_ignore_ascii_case(iface))
@@ -1514,7 +1212,7 @@ impl LxcState {
 
     /// The user side of a console: `None` or `console0` for the first.
     pub fn console_path(&self, d: &DomainRef, dev: Option<&str>) -> Result<PathBuf> {
-        let live = self.running(d)?;
+        let live = self.doms.running(d)?;
         let idx = match dev {
             None => 0,
             Some(a) => a
@@ -1536,7 +1234,7 @@ impl LxcState {
 
     /// What a process needs to join a running container.
     pub fn entry(&self, d: &DomainRef) -> Result<virtkit_core::ContainerEntry> {
-        let live = self.running(d)?;
+        let live = self.doms.running(d)?;
         if sys::process_start_time(live.init_pid) != Some(live.init_start) {
             return Err(not_running(&d.name));
         }
@@ -1616,33 +1314,6 @@ fn record_live(domain: &mut Element, veths: &[String], consoles: &[PathBuf]) {
             _ => {}
         }
     }
-}
-
-fn matches_flags(i: &DomInner, flags: ListFlags) -> bool {
-    let f = |b| flags.contains(b);
-    let active = i.live.is_some();
-    let pair = |a: ListFlags, b: ListFlags, is_a: bool| {
-        !(f(a) || f(b)) || (is_a && f(a)) || (!is_a && f(b))
-    };
-    if !pair(ListFlags::ACTIVE, ListFlags::INACTIVE, active)
-        || !pair(ListFlags::PERSISTENT, ListFlags::TRANSIENT, i.persistent)
-        || !pair(ListFlags::AUTOSTART, ListFlags::NO_AUTOSTART, i.autostart)
-    {
-        return false;
-    }
-    let states = ListFlags::RUNNING | ListFlags::PAUSED | ListFlags::SHUTOFF | ListFlags::OTHER;
-    if flags.intersects(states) {
-        let ok = match i.state {
-            DomainState::Running => f(ListFlags::RUNNING),
-            DomainState::Paused => f(ListFlags::PAUSED),
-            DomainState::Shutoff => f(ListFlags::SHUTOFF),
-            _ => f(ListFlags::OTHER),
-        };
-        if !ok {
-            return false;
-        }
-    }
-    !f(ListFlags::HAS_SNAPSHOT) && !f(ListFlags::MANAGEDSAVE)
 }
 
 #[cfg(test)]

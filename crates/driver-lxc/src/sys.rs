@@ -584,12 +584,6 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Takes an exclusive `flock` without waiting.
-pub fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: flock on a valid fd with integer flags; no memory passed.
-    check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }).map(drop)
-}
-
 /// Writes a sysvinit "change runlevel" request into an initctl FIFO.
 /// `Ok(false)` when `path` is not a FIFO init listens on.
 pub fn initctl_request(path: &Path, runlevel: u8) -> io::Result<bool> {

@@ -231,19 +231,19 @@ impl DomainOps for QemuConnection {
     }
 
     async fn list_all(&self, flags: ListFlags) -> Result<Vec<DomainRef>> {
-        Ok(self.state.list(flags))
+        Ok(self.state.doms.list(flags))
     }
 
     async fn lookup_by_name(&self, name: &str) -> Result<DomainRef> {
-        self.state.lookup_name(name)
+        self.state.doms.lookup_name(name)
     }
 
     async fn lookup_by_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
-        self.state.lookup_uuid(uuid)
+        self.state.doms.lookup_uuid(uuid)
     }
 
     async fn lookup_by_id(&self, id: u32) -> Result<DomainRef> {
-        self.state.lookup_id(id)
+        self.state.doms.lookup_id(id)
     }
 
     async fn define_xml(&self, xml: &str, _flags: DefineFlags) -> Result<DomainRef> {
@@ -316,7 +316,7 @@ impl DomainOps for QemuConnection {
     }
 
     async fn state(&self, dom: &DomainRef) -> Result<(DomainState, i32)> {
-        self.state.state(dom)
+        self.state.doms.state(dom)
     }
 
     async fn info(&self, dom: &DomainRef) -> Result<DomainInfo> {
@@ -331,7 +331,7 @@ impl DomainOps for QemuConnection {
     }
 
     async fn autostart(&self, dom: &DomainRef) -> Result<bool> {
-        Ok(self.state.get(dom)?.lock().autostart)
+        Ok(self.state.doms.get(dom)?.lock().autostart)
     }
 
     async fn set_autostart(&self, dom: &DomainRef, on: bool) -> Result<()> {
@@ -340,15 +340,15 @@ impl DomainOps for QemuConnection {
     }
 
     async fn is_persistent(&self, dom: &DomainRef) -> Result<bool> {
-        Ok(self.state.get(dom)?.lock().persistent)
+        Ok(self.state.doms.get(dom)?.lock().persistent)
     }
 
     async fn os_type(&self, dom: &DomainRef) -> Result<String> {
-        Ok(self.state.get(dom)?.lock().def.os_type())
+        Ok(self.state.doms.get(dom)?.lock().def.os_type())
     }
 
     async fn security_label(&self, dom: &DomainRef) -> Result<SecurityLabel> {
-        self.state.get(dom)?;
+        self.state.doms.get(dom)?;
         Ok(SecurityLabel::default())
     }
 
@@ -357,20 +357,20 @@ impl DomainOps for QemuConnection {
     }
 
     async fn block_stats(&self, dom: &DomainRef, disk: &str) -> Result<BlockStats> {
-        monitor::block_stats(&*self.state.running(dom)?, disk).await
+        monitor::block_stats(&*self.state.doms.running(dom)?, disk).await
     }
 
     async fn interface_stats(&self, dom: &DomainRef, iface: &str) -> Result<InterfaceStats> {
-        monitor::interface_stats(&*self.state.running(dom)?, iface)
+        monitor::interface_stats(&*self.state.doms.running(dom)?, iface)
     }
 
     async fn console_path(&self, dom: &DomainRef, dev: Option<&str>) -> Result<std::path::PathBuf> {
         self.writable("virDomainOpenConsole")?;
-        monitor::console_path(&*self.state.running(dom)?, dev).await
+        monitor::console_path(&*self.state.doms.running(dom)?, dev).await
     }
 
     async fn screenshot(&self, dom: &DomainRef, screen: u32) -> Result<(Vec<u8>, String)> {
-        monitor::screenshot(&*self.state.running(dom)?, screen).await
+        monitor::screenshot(&*self.state.doms.running(dom)?, screen).await
     }
 }
 

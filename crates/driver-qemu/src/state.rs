@@ -1,26 +1,24 @@
 //! The driver's state for one URI: definitions on disk, running domains
 //! with their QEMU processes, one job lock per domain, lifecycle events.
 //!
-//! Locking: `QemuState::domains` maps names and UUIDs to [`DomainObj`]s and
-//! is held only for lookups. Each domain has a job lock (a tokio mutex,
-//! taken with a deadline) that serialises changes, and a small state mutex
-//! that is never held across an await, so queries never wait for a job.
+//! Locking: the domain table ([`virtkit_core::domain::table`]) is held only
+//! for lookups. Each domain has a job lock (a tokio mutex, taken with a
+//! deadline) that serialises changes, and a small state mutex that is never
+//! held across an await, so queries never wait for a job.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Mutex as AsyncMutex;
+use virtkit_core::domain::table::{self, DomainTable, InstanceLock, LOCK_WAIT, LiveDomain};
 use virtkit_core::domain::{DomainDef, FormatOptions};
 use virtkit_core::event::detail;
 use virtkit_core::types::{paused_reason, running_reason, shutoff_reason};
 use virtkit_core::{
     CreateFlags, DomainInfo, DomainRef, DomainState, Error, ErrorKind, EventBus, LifecycleEvent,
-    LifecycleKind, ListFlags, Result, StatsGroups, TypedParams, TypedValue, UndefineFlags, Uuid,
-    XmlFlags, files,
+    LifecycleKind, Result, StatsGroups, TypedParams, TypedValue, UndefineFlags, XmlFlags, files,
 };
 
 use crate::argv::{self, Accel};
@@ -32,8 +30,6 @@ use crate::profile::QemuProfile;
 use crate::qmp::{Qmp, QmpEvent};
 use crate::status::Status;
 
-/// How long a job waits for another job on the same domain.
-pub const JOB_DEADLINE: Duration = Duration::from_secs(30);
 /// How long QEMU gets to bring its monitor up.
 const MONITOR_DEADLINE: Duration = Duration::from_secs(30);
 /// Deadline for ordinary monitor commands.
@@ -44,7 +40,7 @@ const TERM_GRACE: Duration = Duration::from_secs(10);
 /// What the driver is doing to a domain, so that the events QEMU sends in
 /// answer are not taken for something the guest did.
 #[derive(Debug, Default, Clone, Copy)]
-struct Expect {
+pub(crate) struct Expect {
     stop: bool,
     resume: bool,
     destroy: bool,
@@ -64,73 +60,18 @@ pub(crate) struct Live {
     pub ports: Vec<virtkit_network::NetworkPort>,
 }
 
-#[derive(Debug)]
-pub(crate) struct DomInner {
-    pub def: DomainDef,
-    pub next_def: Option<DomainDef>,
-    pub persistent: bool,
-    pub autostart: bool,
-    pub state: DomainState,
-    pub reason: i32,
-    pub live: Option<Arc<Live>>,
-    expect: Expect,
+impl LiveDomain for Live {
+    fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn def(&self) -> &DomainDef {
+        &self.live_def
+    }
 }
 
 /// One domain.
-#[derive(Debug)]
-pub(crate) struct DomainObj {
-    pub uuid: Uuid,
-    pub name: String,
-    job: AsyncMutex<()>,
-    pub inner: Mutex<DomInner>,
-}
-
-impl DomainObj {
-    fn new(def: DomainDef, persistent: bool) -> Arc<DomainObj> {
-        Arc::new(DomainObj {
-            uuid: def.uuid().unwrap_or_default(),
-            name: def.name(),
-            job: AsyncMutex::new(()),
-            inner: Mutex::new(DomInner {
-                def,
-                next_def: None,
-                persistent,
-                autostart: false,
-                state: DomainState::Shutoff,
-                reason: shutoff_reason::UNKNOWN,
-                live: None,
-                expect: Expect::default(),
-            }),
-        })
-    }
-
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, DomInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn handle(&self) -> DomainRef {
-        DomainRef {
-            name: self.name.clone(),
-            uuid: self.uuid,
-            id: self.lock().live.as_ref().map(|l| l.id),
-        }
-    }
-
-    async fn job(&self) -> Result<tokio::sync::MutexGuard<'_, ()>> {
-        tokio::time::timeout(JOB_DEADLINE, self.job.lock())
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::OperationTimeout,
-                    format!(
-                        "cannot acquire the state change lock of domain '{}' within {} s: another job on it is still running",
-                        self.name,
-                        JOB_DEADLINE.as_secs()
-                    ),
-                )
-            })
-    }
-}
+pub(crate) type DomainObj = table::DomainObj<Live, Expect>;
 
 /// The state of one driver instance (one URI's directories).
 #[derive(Debug)]
@@ -138,7 +79,8 @@ pub(crate) struct QemuState {
     pub layout: Layout,
     pub caps: CapsCache,
     pub events: EventBus,
-    doms: Mutex<HashMap<Uuid, Arc<DomainObj>>>,
+    /// The domains.
+    pub doms: DomainTable<Live, Expect>,
     next_id: Mutex<u32>,
     /// The network driver instance guests plug into (`None` when it could
     /// not be opened; `type='network'` interfaces then fail clearly).
@@ -156,58 +98,8 @@ impl Drop for QemuState {
     }
 }
 
-fn no_domain(d: &DomainRef) -> Error {
-    Error::no_domain(format!(
-        "no domain with matching uuid '{}' ({})",
-        d.uuid, d.name
-    ))
-}
-
-fn not_running(name: &str) -> Error {
-    Error::operation_invalid(format!("domain '{name}' is not running"))
-}
-
 fn qmp_err(e: crate::qmp::QmpError) -> Error {
     Error::new(ErrorKind::OperationFailed, e.to_string())
-}
-
-/// How long opening waits for another process to release a driver's
-/// directories.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
-
-/// Takes the instance lock, so that two processes never drive the same
-/// directories.
-fn take_lock(layout: &Layout) -> Result<File> {
-    let path = layout.lock_file();
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::system(format_args!("cannot open {}", path.display()), &e))?;
-    // SAFETY: flock on an fd we own; no memory involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let holder = std::fs::read_to_string(&path).unwrap_or_default();
-        return Err(Error::new(
-            ErrorKind::OperationFailed,
-            format!(
-                "{} is in use by another virtkit process{} (lock {}); connect through that process \
-                 (e.g. qemu+unix:// to virtkitd), or retry when it has finished",
-                layout.uri,
-                if holder.trim().is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {})", holder.trim())
-                },
-                path.display()
-            ),
-        ));
-    }
-    let _ = f.set_len(0);
-    let _ = std::io::Write::write_all(&mut &f, std::process::id().to_string().as_bytes());
-    Ok(f)
 }
 
 impl QemuState {
@@ -215,25 +107,19 @@ impl QemuState {
     /// again, autostart domains started.
     pub async fn open(layout: Layout) -> Result<Arc<QemuState>> {
         layout.create()?;
-        // The directories belong to one process at a time. Another short
-        // virtkit command (or this process's previous instance, still
-        // tearing down) lets go soon: wait for it, up to LOCK_WAIT. A
-        // daemon keeps them: say so at once.
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        let lock = loop {
-            match take_lock(&layout) {
-                Ok(l) => break l,
-                Err(e) => {
-                    let holder = std::fs::read_to_string(layout.lock_file()).unwrap_or_default();
-                    let daemon = std::fs::read_to_string(format!("/proc/{}/comm", holder.trim()))
-                        .is_ok_and(|c| c.trim() == "virtkitd");
-                    if daemon || std::time::Instant::now() > deadline {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        };
+        // The directories belong to one process at a time, so that two
+        // processes never drive the same guests. Another short virtkit
+        // command (or this process's previous instance, still tearing down)
+        // lets go soon: wait for it, up to LOCK_WAIT. A daemon keeps them:
+        // say so at once.
+        let lock = InstanceLock {
+            uri: &layout.uri,
+            path: &layout.lock_file(),
+            remote: "qemu+unix://",
+            show_os_error: false,
+        }
+        .take(LOCK_WAIT)
+        .await?;
         let networks = match virtkit_network::Service::open(layout.network.clone()).await {
             Ok(s) => Some(s),
             Err(e) => {
@@ -246,7 +132,7 @@ impl QemuState {
             caps: CapsCache::new(layout.state.join("caps")),
             layout,
             events: EventBus::default(),
-            doms: Mutex::new(HashMap::new()),
+            doms: DomainTable::new(),
             next_id: Mutex::new(1),
             netdev: tokio::sync::OnceCell::new(),
             closing: tokio::sync::watch::channel(false).0,
@@ -256,10 +142,6 @@ impl QemuState {
         state.reattach_all().await;
         state.autostart_all().await;
         Ok(state)
-    }
-
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<DomainObj>>> {
-        self.doms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn load_definitions(&self) -> Result<()> {
@@ -282,7 +164,7 @@ impl QemuState {
                 Ok(def) => {
                     let dom = DomainObj::new(def, true);
                     dom.lock().autostart = self.layout.autostart_dir().join(&dom.name).exists();
-                    self.table().insert(dom.uuid, dom);
+                    self.doms.insert(dom);
                 }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "skipping invalid definition")
@@ -313,12 +195,9 @@ impl QemuState {
                 continue;
             };
             let uuid = live_def.uuid().unwrap_or_default();
-            let dom = {
-                let mut t = self.table();
-                t.entry(uuid)
-                    .or_insert_with(|| DomainObj::new(live_def.clone(), false))
-                    .clone()
-            };
+            let dom = self
+                .doms
+                .get_or_insert_with(uuid, || DomainObj::new(live_def.clone(), false));
             {
                 let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
                 *n = (*n).max(status.id + 1);
@@ -409,13 +288,8 @@ impl QemuState {
     }
 
     async fn autostart_all(self: &Arc<Self>) {
-        let doms: Vec<Arc<DomainObj>> = self.table().values().cloned().collect();
-        for d in doms {
-            let go = {
-                let i = d.lock();
-                i.autostart && i.live.is_none()
-            };
-            if go && let Err(e) = self.start(&d.handle(), CreateFlags::empty()).await {
+        for d in self.doms.to_autostart() {
+            if let Err(e) = self.start(&d.handle(), CreateFlags::empty()).await {
                 tracing::warn!(domain = %d.name, error = %e, "autostart failed");
             }
         }
@@ -425,57 +299,13 @@ impl QemuState {
         self.events.emit(LifecycleEvent::new(dom, kind, detail));
     }
 
-    pub fn get(&self, d: &DomainRef) -> Result<Arc<DomainObj>> {
-        self.table()
-            .get(&d.uuid)
-            .cloned()
-            .ok_or_else(|| no_domain(d))
-    }
-
     // ---- queries ----
 
-    pub fn list(&self, flags: ListFlags) -> Vec<DomainRef> {
-        let doms: Vec<Arc<DomainObj>> = self.table().values().cloned().collect();
-        doms.into_iter()
-            .filter(|d| matches_flags(&d.lock(), flags))
-            .map(|d| d.handle())
-            .collect()
-    }
-
-    pub fn lookup_name(&self, name: &str) -> Result<DomainRef> {
-        self.table()
-            .values()
-            .find(|d| d.name == name)
-            .map(|d| d.handle())
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching name '{name}'")))
-    }
-
-    pub fn lookup_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
-        self.table()
-            .get(uuid)
-            .map(|d| d.handle())
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching uuid '{uuid}'")))
-    }
-
-    pub fn lookup_id(&self, id: u32) -> Result<DomainRef> {
-        self.table()
-            .values()
-            .find(|d| d.lock().live.as_ref().is_some_and(|l| l.id == id))
-            .map(|d| d.handle())
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching id {id}")))
-    }
-
-    pub fn state(&self, d: &DomainRef) -> Result<(DomainState, i32)> {
-        let dom = self.get(d)?;
-        let i = dom.lock();
-        Ok((i.state, i.reason))
-    }
-
     pub async fn info(&self, d: &DomainRef) -> Result<DomainInfo> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let (state, max, cur, vcpus, live) = {
             let i = dom.lock();
-            let def = i.live.as_ref().map_or(&i.def, |l| &l.live_def);
+            let def = i.current_def();
             (
                 i.state,
                 def.memory_kib(),
@@ -498,51 +328,10 @@ impl QemuState {
     }
 
     pub fn xml(&self, d: &DomainRef, flags: XmlFlags) -> Result<String> {
-        let dom = self.get(d)?;
-        let i = dom.lock();
-        let inactive = flags.contains(XmlFlags::INACTIVE);
-        let (def, id) = match (&i.live, inactive) {
-            (Some(l), false) => (&l.live_def, Some(l.id)),
-            (_, true) => (i.next_def.as_ref().unwrap_or(&i.def), None),
-            (None, false) => (&i.def, None),
-        };
-        Ok(def.to_xml_canonical(
-            &QemuProfile,
-            &FormatOptions {
-                id,
-                inactive: id.is_none(),
-                secure: flags.contains(XmlFlags::SECURE),
-            },
-        ))
+        Ok(self.doms.get(d)?.lock().xml(&QemuProfile, flags))
     }
 
     // ---- definitions ----
-
-    fn place(&self, def: &DomainDef) -> Result<Option<Arc<DomainObj>>> {
-        let t = self.table();
-        let name = def.name();
-        if let Some(u) = def.uuid()
-            && let Some(d) = t.get(&u)
-        {
-            if d.name != name {
-                return Err(Error::new(
-                    ErrorKind::OperationFailed,
-                    format!(
-                        "domain '{}' is already defined with uuid {}",
-                        d.name, d.uuid
-                    ),
-                ));
-            }
-            return Ok(Some(d.clone()));
-        }
-        if let Some(d) = t.values().find(|d| d.name == name) {
-            return Err(Error::new(
-                ErrorKind::OperationFailed,
-                format!("domain '{}' already exists with uuid {}", d.name, d.uuid),
-            ));
-        }
-        Ok(None)
-    }
 
     async fn check_def(&self, def: &DomainDef) -> Result<()> {
         let ty = def.domain_type();
@@ -663,36 +452,13 @@ impl QemuState {
     pub async fn define(&self, mut def: DomainDef) -> Result<DomainRef> {
         def.assign_generated(&QemuProfile);
         self.check_def(&def).await?;
-        match self.place(&def)? {
-            Some(dom) => {
-                self.save_def(&def)?;
-                let h = {
-                    let mut i = dom.lock();
-                    if i.live.is_some() {
-                        i.next_def = Some(def);
-                    } else {
-                        i.def = def;
-                    }
-                    i.persistent = true;
-                    drop(i);
-                    dom.handle()
-                };
-                self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_UPDATED);
-                Ok(h)
-            }
-            None => {
-                self.save_def(&def)?;
-                let dom = DomainObj::new(def, true);
-                let h = dom.handle();
-                self.table().insert(dom.uuid, dom);
-                self.emit(h.clone(), LifecycleKind::Defined, detail::DEFINED_ADDED);
-                Ok(h)
-            }
-        }
+        let (h, event) = self.doms.define(def, |def| self.save_def(def))?;
+        self.emit(h.clone(), LifecycleKind::Defined, event);
+        Ok(h)
     }
 
     pub async fn undefine(&self, d: &DomainRef, flags: UndefineFlags) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
         let (persistent, running, nvram) = {
             let i = dom.lock();
@@ -716,27 +482,12 @@ impl QemuState {
             std::fs::remove_file(p)
                 .map_err(|e| Error::system(format_args!("cannot remove {}", p.display()), &e))?;
         }
-        let path = self.layout.definition(&dom.name);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::system(
-                    format_args!("cannot remove {}", path.display()),
-                    &e,
-                ));
-            }
-        }
-        let _ = std::fs::remove_file(self.layout.autostart_dir().join(&dom.name));
-        {
-            let mut i = dom.lock();
-            i.persistent = false;
-            i.autostart = false;
-            i.next_def = None;
-        }
-        if !running {
-            self.table().remove(&dom.uuid);
-        }
+        self.doms.undefine(
+            &dom,
+            &self.layout.definition(&dom.name),
+            &self.layout.autostart_dir(),
+            running,
+        )?;
         self.emit(
             dom.handle(),
             LifecycleKind::Undefined,
@@ -746,27 +497,7 @@ impl QemuState {
     }
 
     pub fn set_autostart(&self, d: &DomainRef, on: bool) -> Result<()> {
-        let dom = self.get(d)?;
-        if !dom.lock().persistent {
-            return Err(Error::operation_invalid(
-                "cannot set autostart for transient domain",
-            ));
-        }
-        let mark = self.layout.autostart_dir().join(&dom.name);
-        let r = if on {
-            std::fs::write(&mark, b"")
-        } else {
-            std::fs::remove_file(&mark).or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-        };
-        r.map_err(|e| Error::system(format_args!("cannot update {}", mark.display()), &e))?;
-        dom.lock().autostart = on;
-        Ok(())
+        self.doms.set_autostart(d, &self.layout.autostart_dir(), on)
     }
 
     pub async fn create_transient(
@@ -776,23 +507,13 @@ impl QemuState {
     ) -> Result<DomainRef> {
         def.assign_generated(&QemuProfile);
         self.check_def(&def).await?;
-        if let Some(d) = self.place(&def)? {
-            let active = d.lock().live.is_some();
-            return Err(if active {
-                Error::operation_invalid(format!("domain '{}' is already active", d.name))
-            } else {
-                Error::new(
-                    ErrorKind::OperationFailed,
-                    format!("domain '{}' already exists with uuid {}", d.name, d.uuid),
-                )
-            });
-        }
+        self.doms.place_new(&def)?;
         let dom = DomainObj::new(def, false);
-        self.table().insert(dom.uuid, dom.clone());
+        self.doms.insert(dom.clone());
         match self.start(&dom.handle(), flags).await {
             Ok(h) => Ok(h),
             Err(e) => {
-                self.table().remove(&dom.uuid);
+                self.doms.remove(&dom.uuid);
                 Err(e)
             }
         }
@@ -802,7 +523,7 @@ impl QemuState {
 
     /// Starts a defined domain.
     pub async fn start(self: &Arc<Self>, d: &DomainRef, flags: CreateFlags) -> Result<DomainRef> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
         if dom.lock().live.is_some() {
             return Err(Error::operation_invalid("domain is already running"));
@@ -1023,7 +744,7 @@ impl QemuState {
                         match ev {
                             Ok(ev) => {
                                 st.on_event(&dom, &live, ev).await;
-                                if !is_current(&dom, &live) {
+                                if !dom.is_current(&live) {
                                     return;
                                 }
                             }
@@ -1050,13 +771,13 @@ impl QemuState {
     async fn on_event(self: &Arc<Self>, dom: &Arc<DomainObj>, live: &Arc<Live>, ev: QmpEvent) {
         // Events still queued from a QEMU that is already finished with
         // (e.g. the SHUTDOWN that our own SIGTERM caused) mean nothing.
-        if !is_current(dom, live) {
+        if !dom.is_current(live) {
             return;
         }
         match ev.name.as_str() {
             "STOP" => {
                 let mut i = dom.lock();
-                if std::mem::take(&mut i.expect.stop) || i.state == DomainState::Paused {
+                if std::mem::take(&mut i.extra.stop) || i.state == DomainState::Paused {
                     return;
                 }
                 i.state = DomainState::Paused;
@@ -1071,7 +792,7 @@ impl QemuState {
             }
             "RESUME" => {
                 let mut i = dom.lock();
-                if std::mem::take(&mut i.expect.resume) || i.state == DomainState::Running {
+                if std::mem::take(&mut i.extra.resume) || i.state == DomainState::Running {
                     return;
                 }
                 i.state = DomainState::Running;
@@ -1087,7 +808,7 @@ impl QemuState {
             "SHUTDOWN" => {
                 let (destroying, reboot) = {
                     let mut i = dom.lock();
-                    (i.expect.destroy, std::mem::take(&mut i.expect.reboot))
+                    (i.extra.destroy, std::mem::take(&mut i.extra.reboot))
                 };
                 if destroying {
                     return;
@@ -1122,7 +843,7 @@ impl QemuState {
                     let mut i = dom.lock();
                     i.state = DomainState::Shutdown;
                     i.reason = 1;
-                    i.expect.destroy = true;
+                    i.extra.destroy = true;
                 }
                 let _ = live.process.terminate(TERM_GRACE, true).await;
                 self.finish_live(
@@ -1145,7 +866,7 @@ impl QemuState {
                 );
                 let action = dom.lock().def.lifecycle_action("on_crash");
                 if action == "destroy" {
-                    dom.lock().expect.destroy = true;
+                    dom.lock().extra.destroy = true;
                     let _ = live.process.terminate(TERM_GRACE, true).await;
                     self.finish_live(dom, live, shutoff_reason::CRASHED, detail::STOPPED_CRASHED);
                 } else if action == "restart" {
@@ -1162,7 +883,7 @@ impl QemuState {
 
     /// QEMU exited: expected (destroy, shutdown) or not (crash, SIGKILL).
     fn on_exit(&self, dom: &Arc<DomainObj>, live: &Arc<Live>) {
-        let expected = dom.lock().expect.destroy;
+        let expected = dom.lock().extra.destroy;
         if expected {
             // The job that stopped it finishes the bookkeeping.
             return;
@@ -1172,11 +893,8 @@ impl QemuState {
 
     /// Bookkeeping once QEMU is gone: files, taps, state, event.
     fn finish_live(&self, dom: &Arc<DomainObj>, live: &Arc<Live>, reason: i32, event_detail: i32) {
-        {
-            let i = dom.lock();
-            if !i.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
-                return; // already finished
-            }
+        if !dom.is_current(live) {
+            return; // already finished
         }
         if let Some(svc) = &self.networks {
             for p in &live.ports {
@@ -1194,47 +912,26 @@ impl QemuState {
         reason: i32,
         event_detail: i32,
     ) {
-        let handle_before = dom.handle();
         // The guest's taps were held by QEMU's fds and went with it.
         let _ = (std::fs::remove_dir_all(run_dir), taps);
         // Huge-page memory directories (file-backed memory was in run_dir).
-        if let Some(id) = handle_before.id {
+        if let Some(id) = dom.handle().id {
             let short = argv::short_name(i64::from(id), &dom.name);
             for m in argv::host_hugetlbfs() {
                 let _ = std::fs::remove_dir(argv::hugepage_dir(&m.path, &short));
             }
         }
-        let remove = {
-            let mut i = dom.lock();
-            i.live = None;
-            i.state = DomainState::Shutoff;
-            i.reason = reason;
-            i.expect = Expect::default();
-            if let Some(next) = i.next_def.take() {
-                i.def = next;
-            }
-            !i.persistent
-        };
-        if remove {
-            self.table().remove(&dom.uuid);
-        }
+        let handle_before = self.doms.set_stopped(dom, reason);
         self.emit(handle_before, LifecycleKind::Stopped, event_detail);
     }
 
-    fn live_of(&self, dom: &DomainObj) -> Result<Arc<Live>> {
-        dom.lock()
-            .live
-            .clone()
-            .ok_or_else(|| not_running(&dom.name))
-    }
-
     pub async fn destroy(&self, d: &DomainRef, graceful: bool) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
-        dom.lock().expect.destroy = true;
+        let live = dom.live()?;
+        dom.lock().extra.destroy = true;
         if let Err(e) = live.process.terminate(TERM_GRACE, !graceful).await {
-            dom.lock().expect.destroy = false;
+            dom.lock().extra.destroy = false;
             return Err(e);
         }
         self.finish_live(
@@ -1250,9 +947,9 @@ impl QemuState {
     /// (falling back to ACPI when both are asked), else the ACPI button.
     pub async fn shutdown(&self, d: &DomainRef, flags: virtkit_core::ShutdownFlags) -> Result<()> {
         use virtkit_core::ShutdownFlags as F;
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
+        let live = dom.live()?;
         if flags.contains(F::GUEST_AGENT) {
             let agent = crate::agent::socket_path(live.live_def.root(), &live.run_dir)
                 .ok_or_else(|| {
@@ -1280,25 +977,25 @@ impl QemuState {
     }
 
     pub async fn reboot(&self, d: &DomainRef) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
-        dom.lock().expect.reboot = true;
+        let live = dom.live()?;
+        dom.lock().extra.reboot = true;
         if let Err(e) = live
             .qmp
             .execute(&qapi::qmp::system_powerdown {}, QMP_DEADLINE)
             .await
         {
-            dom.lock().expect.reboot = false;
+            dom.lock().extra.reboot = false;
             return Err(qmp_err(e));
         }
         Ok(())
     }
 
     pub async fn reset(&self, d: &DomainRef) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
+        let live = dom.live()?;
         live.qmp
             .execute(&qapi::qmp::system_reset {}, QMP_DEADLINE)
             .await
@@ -1307,15 +1004,15 @@ impl QemuState {
     }
 
     pub async fn suspend(&self, d: &DomainRef) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
+        let live = dom.live()?;
         if dom.lock().state == DomainState::Paused {
             return Ok(());
         }
-        dom.lock().expect.stop = true;
+        dom.lock().extra.stop = true;
         if let Err(e) = live.qmp.execute(&qapi::qmp::stop {}, QMP_DEADLINE).await {
-            dom.lock().expect.stop = false;
+            dom.lock().extra.stop = false;
             return Err(qmp_err(e));
         }
         {
@@ -1332,15 +1029,9 @@ impl QemuState {
         Ok(())
     }
 
-    /// The running instance of a domain, or libvirt's "not running" error.
-    pub fn running(&self, d: &DomainRef) -> Result<Arc<Live>> {
-        let dom = self.get(d)?;
-        self.live_of(&dom)
-    }
-
     /// `domstats` for one domain: state always, the other groups while it runs.
     pub async fn stats(&self, d: &DomainRef, groups: StatsGroups) -> Result<TypedParams> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let (state, reason, live) = {
             let i = dom.lock();
             (i.state, i.reason, i.live.clone())
@@ -1362,15 +1053,15 @@ impl QemuState {
     }
 
     pub async fn resume(&self, d: &DomainRef) -> Result<()> {
-        let dom = self.get(d)?;
+        let dom = self.doms.get(d)?;
         let _job = dom.job().await?;
-        let live = self.live_of(&dom)?;
+        let live = dom.live()?;
         if dom.lock().state != DomainState::Paused {
             return Err(Error::operation_invalid("domain is not paused"));
         }
-        dom.lock().expect.resume = true;
+        dom.lock().extra.resume = true;
         if let Err(e) = live.qmp.execute(&qapi::qmp::cont {}, QMP_DEADLINE).await {
-            dom.lock().expect.resume = false;
+            dom.lock().extra.resume = false;
             return Err(qmp_err(e));
         }
         {
@@ -1386,41 +1077,6 @@ impl QemuState {
         );
         Ok(())
     }
-}
-
-/// Whether `live` is still the domain's running instance.
-fn is_current(dom: &DomainObj, live: &Arc<Live>) -> bool {
-    dom.lock()
-        .live
-        .as_ref()
-        .is_some_and(|l| Arc::ptr_eq(l, live))
-}
-
-fn matches_flags(i: &DomInner, flags: ListFlags) -> bool {
-    let f = |b| flags.contains(b);
-    let active = i.live.is_some();
-    let pair = |a: ListFlags, b: ListFlags, is_a: bool| {
-        !(f(a) || f(b)) || (is_a && f(a)) || (!is_a && f(b))
-    };
-    if !pair(ListFlags::ACTIVE, ListFlags::INACTIVE, active)
-        || !pair(ListFlags::PERSISTENT, ListFlags::TRANSIENT, i.persistent)
-        || !pair(ListFlags::AUTOSTART, ListFlags::NO_AUTOSTART, i.autostart)
-    {
-        return false;
-    }
-    let states = ListFlags::RUNNING | ListFlags::PAUSED | ListFlags::SHUTOFF | ListFlags::OTHER;
-    if flags.intersects(states) {
-        let ok = match i.state {
-            DomainState::Running => f(ListFlags::RUNNING),
-            DomainState::Paused => f(ListFlags::PAUSED),
-            DomainState::Shutoff => f(ListFlags::SHUTOFF),
-            _ => f(ListFlags::OTHER),
-        };
-        if !ok {
-            return false;
-        }
-    }
-    !f(ListFlags::HAS_SNAPSHOT) && !f(ListFlags::MANAGEDSAVE)
 }
 
 /// The emulator a (normalised) domain runs: `<emulator>`, else the

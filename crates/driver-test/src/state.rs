@@ -8,6 +8,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use virtkit_core::domain::table::{
+    ListFacts, already_active, already_defined, already_exists, matches_list_flags, no_domain,
+    no_domain_id, no_domain_name, no_domain_uuid,
+};
 use virtkit_core::domain::{DomainDef, FormatOptions};
 use virtkit_core::event::detail;
 use virtkit_core::network::update;
@@ -75,46 +79,16 @@ impl Dom {
     }
 
     fn matches(&self, flags: ListFlags) -> bool {
-        let f = |bit| flags.contains(bit);
-        let active = self.is_active();
-        if (f(ListFlags::ACTIVE) || f(ListFlags::INACTIVE))
-            && !((active && f(ListFlags::ACTIVE)) || (!active && f(ListFlags::INACTIVE)))
-        {
-            return false;
-        }
-        if (f(ListFlags::PERSISTENT) || f(ListFlags::TRANSIENT))
-            && !((self.persistent && f(ListFlags::PERSISTENT))
-                || (!self.persistent && f(ListFlags::TRANSIENT)))
-        {
-            return false;
-        }
-        let state_bits =
-            ListFlags::RUNNING | ListFlags::PAUSED | ListFlags::SHUTOFF | ListFlags::OTHER;
-        if flags.intersects(state_bits) {
-            let ok = match self.state {
-                DomainState::Running => f(ListFlags::RUNNING),
-                DomainState::Paused => f(ListFlags::PAUSED),
-                DomainState::Shutoff => f(ListFlags::SHUTOFF),
-                _ => f(ListFlags::OTHER),
-            };
-            if !ok {
-                return false;
-            }
-        }
-        if (f(ListFlags::AUTOSTART) || f(ListFlags::NO_AUTOSTART))
-            && !((self.autostart && f(ListFlags::AUTOSTART))
-                || (!self.autostart && f(ListFlags::NO_AUTOSTART)))
-        {
-            return false;
-        }
-        if (f(ListFlags::MANAGEDSAVE) || f(ListFlags::NO_MANAGEDSAVE))
-            && !((self.managed_save && f(ListFlags::MANAGEDSAVE))
-                || (!self.managed_save && f(ListFlags::NO_MANAGEDSAVE)))
-        {
-            return false;
-        }
-        // The test driver has no snapshots.
-        !f(ListFlags::HAS_SNAPSHOT)
+        matches_list_flags(
+            &ListFacts {
+                active: self.is_active(),
+                persistent: self.persistent,
+                autostart: self.autostart,
+                state: self.state,
+                managed_save: Some(self.managed_save),
+            },
+            flags,
+        )
     }
 }
 
@@ -240,22 +214,8 @@ pub(crate) struct TestState {
     pub node: Node,
 }
 
-fn no_domain_uuid(d: &DomainRef) -> Error {
-    Error::no_domain(format!(
-        "no domain with matching uuid '{}' ({})",
-        d.uuid, d.name
-    ))
-}
-
 fn not_running() -> Error {
     Error::operation_invalid("domain is not running")
-}
-
-fn exists_with_uuid(name: &str, uuid: &Uuid) -> Error {
-    Error::new(
-        ErrorKind::OperationFailed,
-        format!("domain '{name}' already exists with uuid {uuid}"),
-    )
 }
 
 fn cpu_time_now() -> u64 {
@@ -300,10 +260,7 @@ impl TestState {
     /// Runs `f` on the domain `d` names.
     fn with_dom<T>(&self, d: &DomainRef, f: impl FnOnce(&mut Dom) -> Result<T>) -> Result<T> {
         let mut inner = self.lock();
-        let dom = inner
-            .doms
-            .get_mut(&d.uuid)
-            .ok_or_else(|| no_domain_uuid(d))?;
+        let dom = inner.doms.get_mut(&d.uuid).ok_or_else(|| no_domain(d))?;
         f(dom)
     }
 
@@ -323,7 +280,7 @@ impl TestState {
             .doms
             .by_name(name)
             .map(Dom::handle)
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching name '{name}'")))
+            .ok_or_else(|| no_domain_name(name))
     }
 
     pub fn lookup_uuid(&self, uuid: &Uuid) -> Result<DomainRef> {
@@ -331,7 +288,7 @@ impl TestState {
             .doms
             .get(uuid)
             .map(Dom::handle)
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching uuid '{uuid}'")))
+            .ok_or_else(|| no_domain_uuid(uuid))
     }
 
     pub fn lookup_id(&self, id: u32) -> Result<DomainRef> {
@@ -340,7 +297,7 @@ impl TestState {
             .iter()
             .find(|d| d.id == Some(id))
             .map(Dom::handle)
-            .ok_or_else(|| Error::no_domain(format!("no domain with matching id {id}")))
+            .ok_or_else(|| no_domain_id(id))
     }
 
     pub fn state(&self, d: &DomainRef) -> Result<(DomainState, i32)> {
@@ -400,18 +357,12 @@ impl TestState {
     fn place(inner: &Inner, name: &str, uuid: Option<Uuid>) -> Result<Option<Uuid>> {
         if let Some(d) = uuid.and_then(|u| inner.doms.get(&u)) {
             if d.name != name {
-                return Err(Error::new(
-                    ErrorKind::OperationFailed,
-                    format!(
-                        "domain '{}' is already defined with uuid {}",
-                        d.name, d.uuid
-                    ),
-                ));
+                return Err(already_defined(&d.name, &d.uuid));
             }
             return Ok(Some(d.uuid));
         }
         if let Some(d) = inner.doms.by_name(name) {
-            return Err(exists_with_uuid(&d.name, &d.uuid));
+            return Err(already_exists(&d.name, &d.uuid));
         }
         Ok(None)
     }
@@ -454,12 +405,9 @@ impl TestState {
         let (name, uuid) = (def.name(), def.uuid());
         if let Some(d) = Self::place(&inner, &name, uuid)?.and_then(|u| inner.doms.get(&u)) {
             if d.is_active() {
-                return Err(Error::operation_invalid(format!(
-                    "domain '{}' is already active",
-                    d.name
-                )));
+                return Err(already_active(&d.name));
             }
-            return Err(exists_with_uuid(&d.name, &d.uuid));
+            return Err(already_exists(&d.name, &d.uuid));
         }
         let mut dom = Dom::new(def, false);
         let id = inner.next_id;
@@ -485,10 +433,7 @@ impl TestState {
 
     pub fn undefine(&self, d: &DomainRef, flags: UndefineFlags) -> Result<()> {
         let mut inner = self.lock();
-        let dom = inner
-            .doms
-            .get_mut(&d.uuid)
-            .ok_or_else(|| no_domain_uuid(d))?;
+        let dom = inner.doms.get_mut(&d.uuid).ok_or_else(|| no_domain(d))?;
         // Undefining a transient domain is accepted (and changes nothing),
         // as libvirt's test driver does.
         if dom.managed_save && !flags.contains(UndefineFlags::MANAGED_SAVE) {
@@ -515,10 +460,7 @@ impl TestState {
         check_create_flags(flags)?;
         let mut inner = self.lock();
         let id = inner.next_id;
-        let dom = inner
-            .doms
-            .get_mut(&d.uuid)
-            .ok_or_else(|| no_domain_uuid(d))?;
+        let dom = inner.doms.get_mut(&d.uuid).ok_or_else(|| no_domain(d))?;
         if dom.is_active() {
             return Err(Error::operation_invalid(format!(
                 "Domain '{}' is already running",
@@ -554,7 +496,7 @@ impl TestState {
 
     pub fn destroy(&self, d: &DomainRef) -> Result<()> {
         let mut inner = self.lock();
-        let dom = inner.doms.get(&d.uuid).ok_or_else(|| no_domain_uuid(d))?;
+        let dom = inner.doms.get(&d.uuid).ok_or_else(|| no_domain(d))?;
         if !dom.is_active() {
             return Err(not_running());
         }
@@ -566,7 +508,7 @@ impl TestState {
 
     pub fn shutdown(&self, d: &DomainRef) -> Result<()> {
         let mut inner = self.lock();
-        let dom = inner.doms.get(&d.uuid).ok_or_else(|| no_domain_uuid(d))?;
+        let dom = inner.doms.get(&d.uuid).ok_or_else(|| no_domain(d))?;
         if dom.state != DomainState::Running {
             return Err(Error::internal(format!(
                 "domain '{}' not running",
@@ -581,10 +523,7 @@ impl TestState {
 
     pub fn reboot(&self, d: &DomainRef) -> Result<()> {
         let mut inner = self.lock();
-        let dom = inner
-            .doms
-            .get_mut(&d.uuid)
-            .ok_or_else(|| no_domain_uuid(d))?;
+        let dom = inner.doms.get_mut(&d.uuid).ok_or_else(|| no_domain(d))?;
         if !dom.is_active() {
             return Err(not_running());
         }

@@ -6,8 +6,14 @@
 //! values virtkit had to generate: UUID, MAC addresses) and
 //! [`DomainDef::to_xml_canonical`] (what libvirt's formatter prints for the
 //! same definition, with a driver's defaults from a [`DomainProfile`]).
+//!
+//! [`table`] holds what stateful drivers keep of their domains: the domain
+//! objects with their job locks, the table with libvirt's lookups, list
+//! filter and definition clashes, and the lock on a driver instance's
+//! directories.
 
 pub mod canon;
+pub mod table;
 pub mod units;
 
 use crate::connect::check_object_name;
