@@ -5,7 +5,7 @@
 //!   running as id 1, network `default`, the node figures of libvirt's test
 //!   driver. All connections to it in one process share one state, which
 //!   lives as long as one of them is open (as in libvirt).
-//! - `test:///ABSOLUTE/PATH.xml` loads a `<node>` document (see [`load`]);
+//! - `test:///ABSOLUTE/PATH.xml` loads a `<node>` document (see `load`);
 //!   each connection gets its own copy.
 //!
 //! Lifecycle follows libvirt's test driver: increasing ids, state reasons,

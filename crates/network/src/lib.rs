@@ -2,7 +2,7 @@
 //!
 //! A network with a virtkit-owned bridge (forward mode nat, route, open or
 //! none) starts the way libvirt's network driver starts it
-//! ([`lifecycle`]): a bridge created with its MAC, its MTU, STP, IPv6
+//! (`lifecycle`): a bridge created with its MAC, its MTU, STP, IPv6
 //! sysctls, nftables rules in virtkit's own table ([`firewall`]),
 //! addresses, link up, forwarding, then a supervised dnsmasq for DHCP, DNS
 //! and IPv6 router advertisements ([`dnsmasq`]). Any failure undoes what was
@@ -16,7 +16,7 @@
 //!   `<interface type='network'>`.
 //!
 //! Everything acts in the network namespace of the thread that first opened
-//! the instance ([`nsexec`]), which is how the tests run whole networks in
+//! the instance (`nsexec`), which is how the tests run whole networks in
 //! throwaway namespaces.
 
 pub mod dnsmasq;

@@ -546,7 +546,7 @@ impl DomainOps for RemoteConnection {
     }
 
     /// A local terminal bridged to the remote console stream (see
-    /// [`super::console`]).
+    /// `super::console`).
     async fn console_path(&self, dom: &DomainRef, dev: Option<&str>) -> Result<std::path::PathBuf> {
         let (Void, stream) = self
             .rpc

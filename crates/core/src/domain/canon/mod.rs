@@ -11,7 +11,7 @@
 //!    per element family;
 //! 3. the driver's own defaults: [`DomainProfile::add_default_devices`]
 //!    before the generic device passes, [`DomainProfile::post_parse`] after;
-//! 4. ordering of children and attributes ([`order`], from a table learned
+//! 4. ordering of children and attributes (`order`, from a table learned
 //!    from libvirt's output);
 //! 5. writing in libvirt's layout ([`crate::xml::libvirt_layout`]).
 //!

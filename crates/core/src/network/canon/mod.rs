@@ -5,11 +5,11 @@
 //!
 //! 1. drop what libvirt's parser never keeps (comments, blank text, second
 //!    copies of single elements);
-//! 2. [`normalise`]: values as libvirt prints them (addresses, MACs,
+//! 2. `normalise`: values as libvirt prints them (addresses, MACs,
 //!    numbers, yes/no), defaults it fills in (forward mode, STP, the forward
 //!    device as an `<interface>`), and elements it does not print in a
 //!    given mode;
-//! 3. ordering of children and attributes ([`order`], from a table learned
+//! 3. ordering of children and attributes (`order`, from a table learned
 //!    from libvirt's output by `scripts/gen-network-order`);
 //! 4. writing in libvirt's layout ([`crate::xml::libvirt_layout`]).
 //!
