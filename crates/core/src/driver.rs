@@ -339,6 +339,24 @@ pub trait DomainOps: Send + Sync {
         let _ = (dom, disk);
         unsupported_default!(self, "domain.block-stats")
     }
+    /// A disk's I/O limits (`virDomainGetBlockIoTune`), named by target
+    /// (`vda`) or source path: libvirt's typed parameters
+    /// (`total_bytes_sec`, ..., `group_name`, ..., 0 for no limit).
+    async fn block_iotune(&self, dom: &DomainRef, disk: &str) -> Result<TypedParams> {
+        let _ = (dom, disk);
+        unsupported_default!(self, "domain.block-iotune")
+    }
+    /// Changes the given I/O limits of a running domain's disk
+    /// (`virDomainSetBlockIoTune` on the live domain); the others stay.
+    async fn set_block_iotune(
+        &self,
+        dom: &DomainRef,
+        disk: &str,
+        params: &TypedParams,
+    ) -> Result<()> {
+        let _ = (dom, disk, params);
+        unsupported_default!(self, "domain.set-block-iotune")
+    }
     /// Traffic of one interface, named by host device (`vnet0`) or MAC.
     async fn interface_stats(&self, dom: &DomainRef, iface: &str) -> Result<InterfaceStats> {
         let _ = (dom, iface);

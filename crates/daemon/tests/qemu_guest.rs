@@ -398,6 +398,30 @@ fn monitoring_network_update_events_and_console_through_virtkitd() {
     assert!(rd_req > 0, "the guest kernel read its disk: {bs}");
     let human = virsh_ok(&uri, &["domblkstat", "vm1", "vda", "--human"]);
     assert!(human.contains("number of read operations:"), "{human}");
+    // Disk I/O limits through the daemon: virsh sets and reads them back
+    // from QEMU; virtkit's remote driver reads the same.
+    virsh_ok(
+        &uri,
+        &[
+            "blkdeviotune",
+            "vm1",
+            "vda",
+            "--total-bytes-sec",
+            "20971520",
+            "--live",
+        ],
+    );
+    let tune = virsh_ok(&uri, &["blkdeviotune", "vm1", "vda"]);
+    assert!(tune.contains("total_bytes_sec: 20971520"), "{tune}");
+    assert!(tune.contains("read_iops_sec  : 0"), "{tune}");
+    let (ok, _, err) = virsh(
+        &uri,
+        &["blkdeviotune", "vm1", "vda", "--read-bytes-sec", "5"],
+    );
+    assert!(
+        !ok && err.contains("cannot be set at the same time"),
+        "{err}"
+    );
     let ifl = virsh_ok(&uri, &["domiflist", "vm1"]);
     assert!(
         ifl.contains(&tap) && ifl.contains("52:54:00:cd:00:01"),
@@ -560,6 +584,8 @@ for l in c.networkLookupByName("nat1").DHCPLeases():
     assert_eq!(stat(&vstats, "net.0.name").as_deref(), Some(tap.as_str()));
     let vbs = virtkit(&["domblkstat", "vm1", "vda"]);
     assert!(vbs.contains("vda rd_req "), "{vbs}");
+    let vtune = virtkit(&["blkdeviotune", "vm1", "vda"]);
+    assert!(vtune.contains("total_bytes_sec: 20971520"), "{vtune}");
     let vis = virtkit(&["domifstat", "vm1", &tap]);
     assert!(vis.contains(&format!("{tap} tx_packets ")), "{vis}");
     assert!(virtkit(&["domcapabilities"]).contains("<domainCapabilities>"));

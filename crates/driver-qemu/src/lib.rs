@@ -19,6 +19,7 @@ mod agent;
 pub mod argv;
 pub mod caps;
 pub mod firmware;
+pub mod iotune;
 mod monitor;
 mod net;
 pub mod paths;
@@ -362,6 +363,20 @@ impl DomainOps for QemuConnection {
 
     async fn interface_stats(&self, dom: &DomainRef, iface: &str) -> Result<InterfaceStats> {
         monitor::interface_stats(&*self.state.doms.running(dom)?, iface)
+    }
+
+    async fn block_iotune(&self, dom: &DomainRef, disk: &str) -> Result<TypedParams> {
+        self.state.block_iotune(dom, disk).await
+    }
+
+    async fn set_block_iotune(
+        &self,
+        dom: &DomainRef,
+        disk: &str,
+        params: &TypedParams,
+    ) -> Result<()> {
+        self.writable("virDomainSetBlockIoTune")?;
+        self.state.set_block_iotune(dom, disk, params).await
     }
 
     async fn console_path(&self, dom: &DomainRef, dev: Option<&str>) -> Result<std::path::PathBuf> {

@@ -24,6 +24,7 @@ use virtkit_core::{
 use crate::argv::{self, Accel};
 use crate::caps::cache::CapsCache;
 use crate::caps::{self, QemuCaps};
+use crate::iotune::IoTune;
 use crate::paths::Layout;
 use crate::process::{Launch, QemuProcess};
 use crate::profile::QemuProfile;
@@ -678,6 +679,20 @@ impl QemuState {
                 return Err(release(err));
             }
         };
+        // Disk I/O limits, before the guest runs a single instruction.
+        for (id, t) in &cmd.iotune {
+            if let Err(e) = qmp
+                .execute_raw("block_set_io_throttle", Some(t.qmp_args(id)), QMP_DEADLINE)
+                .await
+            {
+                let err = fail(
+                    &process,
+                    format!("cannot set the I/O limits of '{id}': {e}"),
+                );
+                process.wait().await;
+                return Err(release(err));
+            }
+        }
         if !flags.contains(CreateFlags::PAUSED)
             && let Err(e) = qmp.execute(&qapi::qmp::cont {}, QMP_DEADLINE).await
         {
@@ -1026,6 +1041,113 @@ impl QemuState {
             LifecycleKind::Suspended,
             detail::SUSPENDED_PAUSED,
         );
+        Ok(())
+    }
+
+    /// The target (`vda`) of a disk named by target or source path.
+    fn disk_target(def: &virtkit_core::xml::Element, disk: &str) -> Result<String> {
+        def.child("devices")
+            .into_iter()
+            .flat_map(|d| d.children_named("disk"))
+            .find_map(|d| {
+                let get =
+                    |c: &str, a: &str| d.child(c).and_then(|e| e.attr(a).map(|v| v.into_owned()));
+                let target = get("target", "dev")?;
+                let matches = target == disk
+                    || get("source", "file").as_deref() == Some(disk)
+                    || get("source", "dev").as_deref() == Some(disk);
+                matches.then_some(target)
+            })
+            .ok_or_else(|| {
+                Error::invalid_arg(format!("disk '{disk}' was not found in the domain config"))
+            })
+    }
+
+    /// The current limits of a running disk (from `query-block`) and its
+    /// QOM device id.
+    async fn live_iotune(&self, live: &Live, disk: &str) -> Result<(String, IoTune)> {
+        let root = live.live_def.root();
+        let target = Self::disk_target(root, disk)?;
+        let caps = self.caps.get(&emulator_of(root)?).await?;
+        let ctx = argv_context(&caps, Accel::Tcg, &live.run_dir, root);
+        let id = argv::disk_ids(root, &ctx)
+            .into_iter()
+            .find(|(t, _)| *t == target)
+            .map(|(_, id)| id)
+            .ok_or_else(|| {
+                Error::invalid_arg(format!("disk '{disk}' has no device in the guest"))
+            })?;
+        let blocks = live
+            .qmp
+            .execute_raw("query-block", None, QMP_DEADLINE)
+            .await
+            .map_err(qmp_err)?;
+        let peripheral = format!("/machine/peripheral/{id}");
+        let inserted = blocks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|b| {
+                b.get("qdev")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|q| q == id || q == peripheral)
+            })
+            .and_then(|b| b.get("inserted"))
+            .ok_or_else(|| {
+                Error::operation_invalid(format!("disk '{disk}' has no medium, so no I/O limits"))
+            })?;
+        Ok((id, IoTune::from_query(inserted)))
+    }
+
+    /// `blkdeviotune DOMAIN DISK`: of the running guest, else as defined.
+    pub async fn block_iotune(&self, d: &DomainRef, disk: &str) -> Result<TypedParams> {
+        let dom = self.doms.get(d)?;
+        match dom.live() {
+            Ok(live) => Ok(self.live_iotune(&live, disk).await?.1.to_params()),
+            Err(_) => {
+                let def = dom.lock().def.clone();
+                let root = def.root();
+                let target = Self::disk_target(root, disk)?;
+                let el = root
+                    .child("devices")
+                    .into_iter()
+                    .flat_map(|x| x.children_named("disk"))
+                    .find(|x| {
+                        x.child("target")
+                            .and_then(|t| t.attr("dev").map(|v| v.into_owned()))
+                            == Some(target.clone())
+                    })
+                    .and_then(|x| x.child("iotune"));
+                let t = match el {
+                    Some(e) => IoTune::from_element(e, &virtkit_core::xml::XPath::root("iotune"))?,
+                    None => IoTune::none(),
+                };
+                Ok(t.to_params())
+            }
+        }
+    }
+
+    /// `blkdeviotune DOMAIN DISK --... N`: changes the running guest's
+    /// limits (the ones given; the others stay).
+    pub async fn set_block_iotune(
+        &self,
+        d: &DomainRef,
+        disk: &str,
+        params: &TypedParams,
+    ) -> Result<()> {
+        let dom = self.doms.get(d)?;
+        let _job = dom.job().await?;
+        let live = dom.live().map_err(|_| {
+            Error::operation_invalid(
+                "domain is not running: change the <iotune> of the disk in its definition instead",
+            )
+        })?;
+        let (id, mut t) = self.live_iotune(&live, disk).await?;
+        t.update(params)?;
+        live.qmp
+            .execute_raw("block_set_io_throttle", Some(t.qmp_args(&id)), QMP_DEADLINE)
+            .await
+            .map_err(qmp_err)?;
         Ok(())
     }
 

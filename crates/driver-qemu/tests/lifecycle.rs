@@ -152,7 +152,8 @@ async fn statistics_console_and_screenshot() {
     let conn = env.connect().await;
     let extra = [
         format!(
-            "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/>\
+             <iotune><total_bytes_sec>10485760</total_bytes_sec><read_iops_sec>400</read_iops_sec></iotune></disk>",
             disk.display()
         ),
         "<serial type='pty'><target port='1'/></serial>".to_string(),
@@ -187,6 +188,49 @@ async fn statistics_console_and_screenshot() {
     let bs = ops.block_stats(h, "vdb").await.unwrap();
     assert!(bs.rd_req > 0, "the guest kernel probed the disk: {bs:?}");
     assert!(ops.block_stats(h, "vdz").await.is_err());
+
+    // I/O limits: set over QMP at start, read back from QEMU, changed live.
+    let tune = |p: &virtkit_core::TypedParams, k: &str| {
+        p.iter().find(|(n, _)| n == k).map(|(_, v)| v.to_string())
+    };
+    let t = ops.block_iotune(h, "vdb").await.unwrap();
+    assert_eq!(
+        tune(&t, "total_bytes_sec").as_deref(),
+        Some("10485760"),
+        "{t:?}"
+    );
+    assert_eq!(tune(&t, "read_iops_sec").as_deref(), Some("400"), "{t:?}");
+    assert_eq!(tune(&t, "write_iops_sec").as_deref(), Some("0"), "{t:?}");
+    ops.set_block_iotune(
+        h,
+        "vdb",
+        &vec![(
+            "write_iops_sec".into(),
+            virtkit_core::TypedValue::ULLong(300),
+        )],
+    )
+    .await
+    .unwrap();
+    let t = ops.block_iotune(h, "vdb").await.unwrap();
+    assert_eq!(tune(&t, "write_iops_sec").as_deref(), Some("300"), "{t:?}");
+    assert_eq!(
+        tune(&t, "total_bytes_sec").as_deref(),
+        Some("10485760"),
+        "others stay"
+    );
+    let e = ops
+        .set_block_iotune(
+            h,
+            "vdb",
+            &vec![("total_iops_sec".into(), virtkit_core::TypedValue::ULLong(5))],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("cannot be set at the same time"),
+        "{e}"
+    );
+    assert!(ops.block_iotune(h, "vdz").await.is_err());
 
     let pty = ops.console_path(h, Some("serial1")).await.unwrap();
     assert!(pty.starts_with("/dev/pts/"), "{}", pty.display());

@@ -259,6 +259,7 @@ pub async fn run(ctx: &mut Ctx, call: &Call) -> CmdResult {
         "domcapabilities" => host::domcapabilities(ctx, call).await,
         "domstats" => monitor::domstats(ctx, call).await,
         "domblkstat" => monitor::domblkstat(ctx, call).await,
+        "blkdeviotune" => monitor::blkdeviotune(ctx, call).await,
         "domifstat" => monitor::domifstat(ctx, call).await,
         "domiflist" => monitor::domiflist(ctx, call).await,
         "domifaddr" => monitor::domifaddr(ctx, call).await,

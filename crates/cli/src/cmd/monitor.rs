@@ -95,6 +95,79 @@ fn attr(e: &Element, child: &str, name: &str) -> Option<String> {
         .map(|v| v.into_owned())
 }
 
+/// `blkdeviotune`'s value options (libvirt's parameter names with dashes).
+const IOTUNE_PARAMS: &[&str] = &[
+    "total_bytes_sec",
+    "read_bytes_sec",
+    "write_bytes_sec",
+    "total_iops_sec",
+    "read_iops_sec",
+    "write_iops_sec",
+    "total_bytes_sec_max",
+    "read_bytes_sec_max",
+    "write_bytes_sec_max",
+    "total_iops_sec_max",
+    "read_iops_sec_max",
+    "write_iops_sec_max",
+    "size_iops_sec",
+    "group_name",
+    "total_bytes_sec_max_length",
+    "read_bytes_sec_max_length",
+    "write_bytes_sec_max_length",
+    "total_iops_sec_max_length",
+    "read_iops_sec_max_length",
+    "write_iops_sec_max_length",
+];
+
+pub async fn blkdeviotune(ctx: &mut Ctx, call: &Call) -> CmdResult {
+    let device = call.req("device").to_string();
+    let mut params = Vec::new();
+    for name in IOTUNE_PARAMS {
+        let opt = name.replace('_', "-");
+        let Some(v) = call.value(&opt) else {
+            continue;
+        };
+        let value =
+            if *name == "group_name" {
+                TypedValue::String(v.to_string())
+            } else {
+                TypedValue::ULLong(v.parse().map_err(|_| {
+                    Failure::msg(format!("Unable to parse integer parameter '{opt}'"))
+                })?)
+            };
+        params.push((name.to_string(), value));
+    }
+    if call.flag("config") {
+        return Err(Failure::msg(
+            "changing I/O limits of the persistent definition is not supported: \
+             edit the disk's <iotune> and define the domain again",
+        ));
+    }
+    let d = ctx.domain(call.req("domain"), By::ALL).await?;
+    let conn = ctx.conn().await?.clone();
+    let ops = conn.domains()?;
+    if !params.is_empty() {
+        ops.set_block_iotune(d.handle(), &device, &params)
+            .await
+            .map_err(|e| Failure::with("Unable to change block I/O throttle", &e))?;
+        return Ok(());
+    }
+    let got = ops
+        .block_iotune(d.handle(), &device)
+        .await
+        .map_err(|e| Failure::with("Unable to get block I/O throttle parameters", &e))?;
+    for (k, v) in got {
+        let v = match v {
+            TypedValue::String(s) => s,
+            TypedValue::ULLong(n) => n.to_string(),
+            other => format!("{other:?}"),
+        };
+        ctx.println(&format!("{k:<15}: {v}"));
+    }
+    ctx.println("");
+    Ok(())
+}
+
 pub async fn domblkstat(ctx: &mut Ctx, call: &Call) -> CmdResult {
     let key = call.req("domain").to_string();
     let device = match call.value("device") {

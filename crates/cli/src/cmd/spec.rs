@@ -292,6 +292,58 @@ pub const COMMANDS: &[Cmd] = &[
         ],
     },
     Cmd {
+        name: "blkdeviotune",
+        help: "show or change a disk's I/O limits (running domain)",
+        opts: &[
+            DOMAIN,
+            arg("device", "disk target (vda) or path"),
+            value("total-bytes-sec", "I/O limit (total_bytes_sec)"),
+            value("read-bytes-sec", "I/O limit (read_bytes_sec)"),
+            value("write-bytes-sec", "I/O limit (write_bytes_sec)"),
+            value("total-iops-sec", "I/O limit (total_iops_sec)"),
+            value("read-iops-sec", "I/O limit (read_iops_sec)"),
+            value("write-iops-sec", "I/O limit (write_iops_sec)"),
+            value("total-bytes-sec-max", "I/O limit (total_bytes_sec_max)"),
+            value("read-bytes-sec-max", "I/O limit (read_bytes_sec_max)"),
+            value("write-bytes-sec-max", "I/O limit (write_bytes_sec_max)"),
+            value("total-iops-sec-max", "I/O limit (total_iops_sec_max)"),
+            value("read-iops-sec-max", "I/O limit (read_iops_sec_max)"),
+            value("write-iops-sec-max", "I/O limit (write_iops_sec_max)"),
+            value("size-iops-sec", "I/O limit (size_iops_sec)"),
+            value("group-name", "I/O limit (group_name)"),
+            value(
+                "total-bytes-sec-max-length",
+                "I/O limit (total_bytes_sec_max_length)",
+            ),
+            value(
+                "read-bytes-sec-max-length",
+                "I/O limit (read_bytes_sec_max_length)",
+            ),
+            value(
+                "write-bytes-sec-max-length",
+                "I/O limit (write_bytes_sec_max_length)",
+            ),
+            value(
+                "total-iops-sec-max-length",
+                "I/O limit (total_iops_sec_max_length)",
+            ),
+            value(
+                "read-iops-sec-max-length",
+                "I/O limit (read_iops_sec_max_length)",
+            ),
+            value(
+                "write-iops-sec-max-length",
+                "I/O limit (write_iops_sec_max_length)",
+            ),
+            flag("live", "the running domain (the only kind changed)"),
+            flag("current", "the running domain if it runs"),
+            flag(
+                "config",
+                "the persistent definition (not supported: edit <iotune>)",
+            ),
+        ],
+    },
+    Cmd {
         name: "domblkstat",
         help: "show I/O statistics of a disk",
         opts: &[

@@ -138,6 +138,29 @@ fn controller_of<'a>(g: &Gen<'a>, ty: &str, idx: u32) -> Option<&'a Element> {
     })
 }
 
+/// Each disk's target and the QOM name of the device holding its block
+/// backend.
+pub(crate) fn ids(g: &Gen<'_>) -> Vec<(String, String)> {
+    g.devices
+        .children_named("disk")
+        .filter_map(|d| {
+            let bus = child_attr(d, "target", "bus")?;
+            let id = disk_alias(g, d, &bus);
+            Some((child_attr(d, "target", "dev")?, qom_name(&bus, &id)))
+        })
+        .collect()
+}
+
+/// The QOM name of the device holding a disk's block backend: a virtio
+/// disk's is the virtio device inside its PCI (or CCW, MMIO) proxy.
+fn qom_name(bus: &str, id: &str) -> String {
+    if bus == "virtio" {
+        format!("/machine/peripheral/{id}/virtio-backend")
+    } else {
+        id.to_string()
+    }
+}
+
 /// The alias libvirt gives a disk.
 fn disk_alias(g: &Gen<'_>, d: &Element, bus: &str) -> String {
     let (c, b, t, u) = drive_address(d);
@@ -338,10 +361,8 @@ fn check(d: &Element, p: &XPath) -> Result<()> {
             format!("disk driver setting '{}'", a.name()),
         ));
     }
-    for el in ["blockio", "iotune"] {
-        if d.child(el).is_some() {
-            return Err(unsupported(p.named(el), format!("disk <{el}>")));
-        }
+    if d.child("blockio").is_some() {
+        return Err(unsupported(p.named("blockio"), "disk <blockio>"));
     }
     if attr(d, "model").is_some_and(|m| !m.starts_with("virtio")) {
         return Err(unsupported(p.attr("model"), "disk model"));
@@ -382,6 +403,13 @@ fn emit_disk(g: &mut Gen<'_>, d: &Element, node: u32) -> Result<()> {
         drive = Some(cor);
     }
     let id = disk_alias(g, d, &bus);
+    // Limits go over QMP once QEMU is up (crate::iotune).
+    if let Some(t) = d.child("iotune") {
+        let t = crate::iotune::IoTune::from_element(t, &p.named("iotune"))?;
+        if t.is_set() {
+            g.iotune.push((qom_name(&bus, &id), t));
+        }
+    }
     let (c, b, t, u) = drive_address(d);
     let drv = d.child("driver");
     let da = |n: &str| drv.and_then(|x| attr(x, n));

@@ -192,6 +192,9 @@ pub struct Command {
     /// file-backed memory); the driver makes them and removes them when
     /// QEMU is gone.
     pub dirs: Vec<PathBuf>,
+    /// Disk I/O limits to set over QMP before the guest runs: the QOM name
+    /// of the device holding the disk's block backend, and the limits.
+    pub iotune: Vec<(String, crate::iotune::IoTune)>,
 }
 
 impl Command {
@@ -266,6 +269,8 @@ pub(crate) struct Gen<'a> {
     pub a: Args,
     /// Directories the command needs ([`Command::dirs`]).
     pub dirs: Vec<PathBuf>,
+    /// Disk limits to set once QEMU is up ([`Command::iotune`]).
+    pub iotune: Vec<(String, crate::iotune::IoTune)>,
 }
 
 impl<'a> Gen<'a> {
@@ -399,6 +404,7 @@ pub fn build_with(domain: &Element, ctx: &Context<'_>, host: &Host) -> Result<Co
         dp: p.named("devices"),
         a: Args::default(),
         dirs: Vec::new(),
+        iotune: Vec::new(),
     };
 
     g.a.opt("-name", format!("guest={},debug-threads=on", comma(&name)));
@@ -457,7 +463,28 @@ pub fn build_with(domain: &Element, ctx: &Context<'_>, host: &Host) -> Result<Co
         binary,
         args: g.a.args,
         dirs: g.dirs,
+        iotune: g.iotune,
     })
+}
+
+/// Each disk of `domain` (by target, `vda`) with the QOM name of the
+/// device holding its block backend (what `block_set_io_throttle` takes).
+pub fn disk_ids(domain: &Element, ctx: &Context<'_>) -> Vec<(String, String)> {
+    let empty = Element::new("devices");
+    let devices = domain.child("devices").unwrap_or(&empty);
+    let host = Host::current();
+    let g = Gen {
+        domain,
+        devices,
+        ctx,
+        host: &host,
+        chipset: Chipset::of_domain(domain),
+        dp: XPath::root("domain").named("devices"),
+        a: Args::default(),
+        dirs: Vec::new(),
+        iotune: Vec::new(),
+    };
+    disk::ids(&g)
 }
 
 /// libvirt's short name of a running domain: its id, a dash and the first
@@ -481,6 +508,7 @@ mod tests {
             env: vec![("LC_ALL".into(), "C".into())],
             binary: "/usr/bin/qemu-system-x86_64".into(),
             dirs: Vec::new(),
+            iotune: Vec::new(),
             args: vec![
                 "-name".into(),
                 "guest=a,debug-threads=on".into(),

@@ -527,6 +527,40 @@ impl DomainOps for RemoteConnection {
         })
     }
 
+    async fn block_iotune(&self, dom: &DomainRef, disk: &str) -> Result<TypedParams> {
+        let args = |nparams| DomainGetBlockIoTuneArgs {
+            dom: wire_dom(dom),
+            disk: Some(disk.to_string()),
+            nparams,
+            flags: 4,
+        };
+        let n: DomainGetBlockIoTuneRet = self.call(DOMAIN_GET_BLOCK_IO_TUNE, &args(0)).await?;
+        let r: DomainGetBlockIoTuneRet = self
+            .call(DOMAIN_GET_BLOCK_IO_TUNE, &args(n.nparams))
+            .await?;
+        Ok(typed_params(&r.params))
+    }
+
+    async fn set_block_iotune(
+        &self,
+        dom: &DomainRef,
+        disk: &str,
+        params: &TypedParams,
+    ) -> Result<()> {
+        let _: Void = self
+            .call(
+                DOMAIN_SET_BLOCK_IO_TUNE,
+                &DomainSetBlockIoTuneArgs {
+                    dom: wire_dom(dom),
+                    disk: disk.to_string(),
+                    params: wire_typed_params(params).into(),
+                    flags: 1,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn interface_addresses(
         &self,
         dom: &DomainRef,

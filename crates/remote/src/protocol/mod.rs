@@ -64,6 +64,8 @@ pub const NETWORK_DHCP_LEASES_MAX: u32 = 65536;
 /// (`REMOTE_CONNECT_GET_ALL_DOMAIN_STATS_MAX` of libvirt 9.0; later
 /// versions accept more, 9.0 clients refuse more).
 pub const CONNECT_GET_ALL_DOMAIN_STATS_MAX: u32 = 4096;
+/// Most disk I/O limits (`REMOTE_DOMAIN_BLOCK_IO_TUNE_PARAMETERS_MAX`).
+pub const DOMAIN_BLOCK_IO_TUNE_PARAMETERS_MAX: u32 = 32;
 /// Most block statistics (`REMOTE_DOMAIN_BLOCK_STATS_PARAMETERS_MAX`).
 pub const DOMAIN_BLOCK_STATS_PARAMETERS_MAX: u32 = 16;
 /// Largest payload of one stream data message

@@ -113,6 +113,8 @@ procedures! {
     DOMAIN_DESTROY_FLAGS = 234, "virDomainDestroyFlags", Write;
     DOMAIN_BLOCK_STATS_FLAGS = 243, "virDomainBlockStatsFlags", Read;
     DOMAIN_RESET = 245, "virDomainReset", Write;
+    DOMAIN_SET_BLOCK_IO_TUNE = 252, "virDomainSetBlockIoTune", Write;
+    DOMAIN_GET_BLOCK_IO_TUNE = 253, "virDomainGetBlockIoTune", Read;
     DOMAIN_SHUTDOWN_FLAGS = 258, "virDomainShutdownFlags", Write;
     CONNECT_LIST_ALL_DOMAINS = 273, "virConnectListAllDomains", Read;
     CONNECT_LIST_ALL_STORAGE_POOLS = 281, "virConnectListAllStoragePools", Read;

@@ -326,6 +326,31 @@ xdr_struct! {
     }
 }
 xdr_struct! {
+    /// `remote_domain_set_block_io_tune_args`.
+    pub struct DomainSetBlockIoTuneArgs {
+        pub dom: NonnullDomain,
+        pub disk: String,
+        pub params: XdrVec<TypedParam, DOMAIN_BLOCK_IO_TUNE_PARAMETERS_MAX>,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// `remote_domain_get_block_io_tune_args`.
+    pub struct DomainGetBlockIoTuneArgs {
+        pub dom: NonnullDomain,
+        pub disk: Option<String>,
+        pub nparams: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// `remote_domain_get_block_io_tune_ret`.
+    pub struct DomainGetBlockIoTuneRet {
+        pub params: XdrVec<TypedParam, DOMAIN_BLOCK_IO_TUNE_PARAMETERS_MAX>,
+        pub nparams: i32,
+    }
+}
+xdr_struct! {
     /// `remote_domain_get_control_info_ret`.
     pub struct DomainGetControlInfoRet { pub state: u32, pub details: u32, pub state_time: u64 }
 }
