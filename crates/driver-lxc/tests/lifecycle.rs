@@ -361,7 +361,8 @@ fn reboot_restarts_and_poweroff_from_the_console_stops() {
         env.wait_file("boots", |s| s.lines().count() == 2).await;
         wait_gone(first.1).await;
         assert_eq!(dom.state().await.unwrap().0, DomainState::Running);
-        let second = env.pids("rb1");
+        // The driver records the new run right after marking it running.
+        let second = env.wait_new_pids("rb1", first).await;
         assert_ne!(first.1, second.1);
         // The id is the supervisor's pid (libvirt: the controller's pid).
         assert_eq!(id, Some(first.0 as u32));

@@ -167,6 +167,26 @@ impl Env {
         (num("supervisor"), num("init"))
     }
 
+    /// The (supervisor, init) pids once the status file names a run other
+    /// than `old` (a restarted container).
+    pub async fn wait_new_pids(&self, name: &str, old: (i32, i32)) -> (i32, i32) {
+        let start = Instant::now();
+        let status = self.root.join("run/lxc").join(name).join("status.xml");
+        loop {
+            if status.exists() {
+                let now = self.pids(name);
+                if now != old {
+                    return now;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name}: no new run recorded"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The cgroup directories a process is in, per v1 controller name or
     /// `""` for v2, as absolute paths.
     pub fn cgroup_dirs(pid: i32) -> Vec<(String, PathBuf)> {
