@@ -676,6 +676,26 @@ pub struct InterfaceStats {
     pub tx_drop: i64,
 }
 
+impl InterfaceStats {
+    /// The `net.N.*` traffic counters of `domstats` for interface `n`
+    /// (unknown, negative counters as 0).
+    pub fn domstats(&self, n: usize) -> Vec<(String, TypedValue)> {
+        [
+            ("rx.bytes", self.rx_bytes),
+            ("rx.pkts", self.rx_packets),
+            ("rx.errs", self.rx_errs),
+            ("rx.drop", self.rx_drop),
+            ("tx.bytes", self.tx_bytes),
+            ("tx.pkts", self.tx_packets),
+            ("tx.errs", self.tx_errs),
+            ("tx.drop", self.tx_drop),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("net.{n}.{k}"), TypedValue::ULLong(v.max(0) as u64)))
+        .collect()
+    }
+}
+
 /// Where `virDomainInterfaceAddresses` looks for a guest's addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1176,18 +1176,7 @@ impl LxcState {
             for (i, (host, _, guest)) in ifaces.iter().enumerate() {
                 out.push((format!("net.{i}.name"), TypedValue::String(host.clone())));
                 if let Some(st) = crate::net::guest_stats(live.init_pid, guest) {
-                    for (k, v) in [
-                        ("rx.bytes", st.rx_bytes),
-                        ("rx.pkts", st.rx_packets),
-                        ("rx.errs", st.rx_errs),
-                        ("rx.drop", st.rx_drop),
-                        ("tx.bytes", st.tx_bytes),
-                        ("tx.pkts", st.tx_packets),
-                        ("tx.errs", st.tx_errs),
-                        ("tx.drop", st.tx_drop),
-                    ] {
-                        out.push((format!("net.{i}.{k}"), TypedValue::ULLong(v.max(0) as u64)));
-                    }
+                    out.extend(st.domstats(i));
                 }
             }
         }

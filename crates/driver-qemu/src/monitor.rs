@@ -233,18 +233,7 @@ pub async fn stats(live: &Live, groups: StatsGroups, out: &mut TypedParams) -> R
         for (i, (dev, _)) in ifaces.iter().enumerate() {
             out.push((format!("net.{i}.name"), TypedValue::String(dev.clone())));
             if let Some(st) = tap_stats(dev) {
-                for (k, v) in [
-                    ("rx.bytes", st.rx_bytes),
-                    ("rx.pkts", st.rx_packets),
-                    ("rx.errs", st.rx_errs),
-                    ("rx.drop", st.rx_drop),
-                    ("tx.bytes", st.tx_bytes),
-                    ("tx.pkts", st.tx_packets),
-                    ("tx.errs", st.tx_errs),
-                    ("tx.drop", st.tx_drop),
-                ] {
-                    out.push((format!("net.{i}.{k}"), TypedValue::ULLong(v.max(0) as u64)));
-                }
+                out.extend(st.domstats(i));
             }
         }
     }
