@@ -117,10 +117,11 @@ pub trait Connection: Send + Sync + Debug {
     }
 
     /// The addresses of a guest's interfaces (`virDomainInterfaceAddresses`):
-    /// the domain driver's own answer or, for
-    /// [`InterfaceAddressSource::Lease`] when it has none, the DHCP leases
-    /// of the virtual networks its interfaces are on, matched by MAC (an
-    /// interface without a lease is left out), as libvirt answers.
+    /// the domain driver's own answer or, when it has none, for
+    /// [`InterfaceAddressSource::Lease`] the DHCP leases of the virtual
+    /// networks its interfaces are on and for [`InterfaceAddressSource::Arp`]
+    /// the host's ARP table, matched by MAC (an interface without an
+    /// address is left out), as libvirt answers.
     async fn interface_addresses(
         &self,
         dom: &DomainRef,
@@ -129,7 +130,7 @@ pub trait Connection: Send + Sync + Debug {
         let ops = self.domains()?;
         match ops.interface_addresses(dom, source).await {
             Err(e)
-                if source == InterfaceAddressSource::Lease && e.kind() == ErrorKind::NoSupport => {}
+                if source != InterfaceAddressSource::Agent && e.kind() == ErrorKind::NoSupport => {}
             answer => return answer,
         }
         let (state, _) = ops.state(dom).await?;
@@ -137,9 +138,48 @@ pub trait Connection: Send + Sync + Debug {
             return Err(Error::operation_invalid("domain is not running"));
         }
         let doc = crate::xml::parse(&ops.xml_desc(dom, XmlFlags::empty()).await?)?;
-        let nets = self.networks()?;
         let mut out = Vec::new();
         let devices = doc.root.child("devices");
+        if source == InterfaceAddressSource::Arp {
+            // The host's neighbour table (this process's network
+            // namespace), matched by MAC; ARP knows no prefix length.
+            let arp = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
+            for iface in devices.iter().flat_map(|d| d.children_named("interface")) {
+                let Some(mac) = iface
+                    .child("mac")
+                    .and_then(|m| m.attr("address").map(|v| v.into_owned()))
+                else {
+                    continue;
+                };
+                let addrs: Vec<IpAddress> = arp
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        // IP, HW type, flags (0x0: incomplete), HW address.
+                        (f.len() >= 4 && f[2] != "0x0" && f[3].eq_ignore_ascii_case(&mac)).then(
+                            || IpAddress {
+                                family: "ipv4".into(),
+                                addr: f[0].to_string(),
+                                prefix: 0,
+                            },
+                        )
+                    })
+                    .collect();
+                if !addrs.is_empty() {
+                    out.push(DomainInterface {
+                        name: iface
+                            .child("target")
+                            .and_then(|t| t.attr("dev").map(|v| v.into_owned()))
+                            .unwrap_or_default(),
+                        hwaddr: Some(mac),
+                        addrs,
+                    });
+                }
+            }
+            return Ok(out);
+        }
+        let nets = self.networks()?;
         for iface in devices.iter().flat_map(|d| d.children_named("interface")) {
             if iface.attr("type").as_deref() != Some("network") {
                 continue;

@@ -179,6 +179,12 @@ fn virsh_runs_a_networked_container_through_virtkitd_across_daemon_restarts() {
         ifaddr.contains("52:54:00:ce:00:01") && ifaddr.contains(&format!("{ip}/24")),
         "virsh domifaddr finds the container's lease: {ifaddr}"
     );
+    // The container pinged the gateway, so the host knows it by ARP too.
+    let arp = virsh_ok(&uri, &["domifaddr", "ct1", "--source", "arp"]);
+    assert!(
+        arp.contains("52:54:00:ce:00:01") && arp.contains(&format!("{ip}/0")),
+        "virsh domifaddr --source arp: {arp}"
+    );
 
     let info = virsh_ok(&uri, &["dominfo", "ct1"]);
     assert!(info.contains("OS Type:        exe"), "{info}");
