@@ -1044,8 +1044,11 @@ impl QemuState {
         Ok(())
     }
 
-    /// The target (`vda`) of a disk named by target or source path.
-    fn disk_target(def: &virtkit_core::xml::Element, disk: &str) -> Result<String> {
+    /// The `<disk>` named by target (`vda`) or source path, and its target.
+    fn disk_of<'a>(
+        def: &'a virtkit_core::xml::Element,
+        disk: &str,
+    ) -> Result<(&'a virtkit_core::xml::Element, String)> {
         def.child("devices")
             .into_iter()
             .flat_map(|d| d.children_named("disk"))
@@ -1056,7 +1059,7 @@ impl QemuState {
                 let matches = target == disk
                     || get("source", "file").as_deref() == Some(disk)
                     || get("source", "dev").as_deref() == Some(disk);
-                matches.then_some(target)
+                matches.then_some((d, target))
             })
             .ok_or_else(|| {
                 Error::invalid_arg(format!("disk '{disk}' was not found in the domain config"))
@@ -1067,7 +1070,7 @@ impl QemuState {
     /// QOM device id.
     async fn live_iotune(&self, live: &Live, disk: &str) -> Result<(String, IoTune)> {
         let root = live.live_def.root();
-        let target = Self::disk_target(root, disk)?;
+        let (_, target) = Self::disk_of(root, disk)?;
         let caps = self.caps.get(&emulator_of(root)?).await?;
         let ctx = argv_context(&caps, Accel::Tcg, &live.run_dir, root);
         let id = argv::disk_ids(root, &ctx)
@@ -1106,19 +1109,8 @@ impl QemuState {
             Ok(live) => Ok(self.live_iotune(&live, disk).await?.1.to_params()),
             Err(_) => {
                 let def = dom.lock().def.clone();
-                let root = def.root();
-                let target = Self::disk_target(root, disk)?;
-                let el = root
-                    .child("devices")
-                    .into_iter()
-                    .flat_map(|x| x.children_named("disk"))
-                    .find(|x| {
-                        x.child("target")
-                            .and_then(|t| t.attr("dev").map(|v| v.into_owned()))
-                            == Some(target.clone())
-                    })
-                    .and_then(|x| x.child("iotune"));
-                let t = match el {
+                let (el, _) = Self::disk_of(def.root(), disk)?;
+                let t = match el.child("iotune") {
                     Some(e) => IoTune::from_element(e, &virtkit_core::xml::XPath::root("iotune"))?,
                     None => IoTune::none(),
                 };
