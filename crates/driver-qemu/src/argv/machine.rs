@@ -177,16 +177,27 @@ pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath, flash: &str) -> Result<()> {
     if let Some(v) = feature(domain, "vmport") {
         m.push_str(if v { ",vmport=on" } else { ",vmport=off" });
     }
+    // An explicit SMM TSEG size (in MiB once normalised) is the q35
+    // chipset's `mch.extended-tseg-mbytes`, given after `-accel`.
+    let mut tseg_mib = None;
     if x86_pc && let Some(v) = feature(domain, "smm") {
-        if domain
+        if let Some(t) = domain
             .child("features")
             .and_then(|f| f.child("smm"))
-            .is_some_and(|s| s.child("tseg").is_some())
+            .and_then(|s| s.child("tseg"))
         {
-            return Err(unsupported(
-                p.named("features").named("smm"),
-                "SMM TSEG size",
-            ));
+            let tp = p.named("features").named("smm").named("tseg");
+            if g.chipset != Chipset::Q35 {
+                return Err(unsupported(&tp, "SMM TSEG size outside a q35 machine"));
+            }
+            let mib = virtkit_core::domain::units::parse_scaled(
+                &t.text(),
+                attr(t, "unit").as_deref(),
+                1 << 20,
+            )
+            .map_err(|e| invalid(&tp, e))?
+                >> 20;
+            tseg_mib = Some(mib);
         }
         m.push_str(if v { ",smm=on" } else { ",smm=off" });
     }
@@ -255,6 +266,9 @@ pub(crate) fn emit(g: &mut Gen<'_>, p: &XPath, flash: &str) -> Result<()> {
         accel = accel.kv("tb-size", mib);
     }
     g.a.opt("-accel", accel.finish());
+    if let Some(mib) = tseg_mib {
+        g.a.opt("-global", format!("mch.extended-tseg-mbytes={mib}"));
+    }
     Ok(())
 }
 

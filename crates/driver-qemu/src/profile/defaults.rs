@@ -1,7 +1,7 @@
 //! The defaults libvirt's QEMU driver fills into a definition, device by
 //! device: the default CPU model, disk driver and format, NIC model,
-//! serial port target, the audio backend, the PS/2 inputs of a PC and the
-//! memory balloon.
+//! serial port target, LUKS by QEMU, the vsock model, the audio backend,
+//! the PS/2 inputs of a PC and the memory balloon.
 
 use virtkit_core::xml::Element;
 
@@ -55,6 +55,28 @@ fn disk(d: &mut Element) {
     }
     if !drv.has_attr("type") {
         drv.set_attr("type", "raw");
+    }
+    luks_engine(d);
+}
+
+/// LUKS encryption of a disk, its source or a backing image is done by
+/// QEMU unless the definition names another engine.
+fn luks_engine(layer: &mut Element) {
+    if let Some(src) = layer.child_mut("source") {
+        luks_engine_here(src);
+    }
+    luks_engine_here(layer);
+    if let Some(b) = layer.child_mut("backingStore") {
+        luks_engine(b);
+    }
+}
+
+fn luks_engine_here(e: &mut Element) {
+    if let Some(enc) = e.child_mut("encryption")
+        && enc.attr("format").as_deref() == Some("luks")
+        && !enc.has_attr("engine")
+    {
+        enc.set_attr("engine", "qemu");
     }
 }
 
@@ -125,6 +147,7 @@ pub fn devices(devices: &mut Element, chipset: Chipset) {
             "interface" => interface(dev),
             "video" => video(dev),
             "serial" if chipset != Chipset::Other => serial(dev),
+            "vsock" if !dev.has_attr("model") => dev.set_attr("model", "virtio"),
             _ => {}
         }
     }

@@ -137,3 +137,49 @@ pub(super) fn normalise(root: &mut Element) {
         ),
     }
 }
+
+/// Other sizes libvirt prints in a fixed unit: the SMM TSEG in MiB
+/// (written without a unit it is MiB) and a qcow2 metadata cache's
+/// `<max_size>` in bytes (written without a unit it is bytes), in disks and
+/// their backing images.
+pub(super) fn normalise_other_sizes(root: &mut Element) {
+    if let Some(tseg) = root
+        .child_mut("features")
+        .and_then(|f| f.child_mut("smm"))
+        .and_then(|s| s.child_mut("tseg"))
+    {
+        let unit = tseg.attr("unit").map(|u| u.into_owned());
+        if let Ok(bytes) = units::parse_scaled(&tseg.text(), unit.as_deref(), 1 << 20)
+            && bytes % (1 << 20) == 0
+        {
+            tseg.set_text(&(bytes >> 20).to_string());
+            tseg.set_attr("unit", "MiB");
+        }
+    }
+    if let Some(devices) = root.child_mut("devices") {
+        for disk in devices.elements_mut().filter(|e| e.name() == "disk") {
+            max_size_in_bytes(disk);
+        }
+    }
+}
+
+/// `<driver><metadata_cache><max_size>` of a disk, and `<format>`'s of
+/// each backing image below it.
+fn max_size_in_bytes(layer: &mut Element) {
+    for holder in ["driver", "format"] {
+        if let Some(m) = layer
+            .child_mut(holder)
+            .and_then(|h| h.child_mut("metadata_cache"))
+            .and_then(|c| c.child_mut("max_size"))
+        {
+            let unit = m.attr("unit").map(|u| u.into_owned());
+            if let Ok(bytes) = units::parse_scaled(&m.text(), unit.as_deref(), 1) {
+                m.set_text(&bytes.to_string());
+                m.set_attr("unit", "bytes");
+            }
+        }
+    }
+    if let Some(b) = layer.child_mut("backingStore") {
+        max_size_in_bytes(b);
+    }
+}

@@ -78,6 +78,7 @@ pub fn normalised(doc: &Document, profile: &dyn DomainProfile, opts: &FormatOpti
 
     domain::normalise(&mut root, &ctx);
     memory::normalise(&mut root);
+    memory::normalise_other_sizes(&mut root);
     cpu::normalise(&mut root);
     features::normalise(&mut root);
     cputune::normalise(&mut root);
