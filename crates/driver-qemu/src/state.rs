@@ -709,8 +709,19 @@ impl QemuState {
             },
         ))?;
         crate::net::record_targets(live_def.root_mut(), &nics);
-        // The running definition shows the firmware that was chosen.
+        // The running definition shows the firmware that was chosen, and
+        // the machine type an alias (`pc`, `q35`) stood for, as libvirt's.
         self.fill_firmware(live_def.root_mut(), &caps, accel)?;
+        if let Some(t) = live_def
+            .root_mut()
+            .child_mut("os")
+            .and_then(|o| o.child_mut("type"))
+            && let Some(alias) = t.attr("machine").map(|v| v.into_owned())
+            && let Some(m) = caps.machine(accel.name(), &alias)
+            && m.name != alias
+        {
+            t.set_attr("machine", &m.name);
+        }
         // QEMU holds the taps now; virtkit's copies of the fds can go.
         let ports = nics.iter().filter_map(|n| n.port.clone()).collect();
         drop(nics);

@@ -185,6 +185,12 @@ async fn statistics_console_and_screenshot() {
     assert_eq!(get("block.count").as_deref(), Some("1"));
     assert_eq!(get("block.0.name").as_deref(), Some("vdb"));
 
+    // The live definition names the machine type `pc` stood for.
+    let live = dom.xml(virtkit_core::XmlFlags::empty()).await.unwrap();
+    assert!(live.contains("machine='pc-i440fx-"), "{live}");
+    let inactive = dom.xml(virtkit_core::XmlFlags::INACTIVE).await.unwrap();
+    assert!(inactive.contains("machine='pc'"), "{inactive}");
+
     let bs = ops.block_stats(h, "vdb").await.unwrap();
     assert!(bs.rd_req > 0, "the guest kernel probed the disk: {bs:?}");
     assert!(ops.block_stats(h, "vdz").await.is_err());
