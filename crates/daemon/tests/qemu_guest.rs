@@ -16,7 +16,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,61 @@ fn test_guest() -> Option<PathBuf> {
         .status()
         .is_ok_and(|s| s.success());
     ok.then_some(dir)
+}
+
+/// The TCG test guest `vm1` (the test kernel, 256 MiB, ACPI) with
+/// the given `devices` and no memory balloon.
+fn guest_xml(guest: &Path, devices: &str) -> String {
+    format!(
+        "<domain type='qemu'>
+  <name>vm1</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{}</kernel>
+    <initrd>{}</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+  </os>
+  <features><acpi/></features>
+  <devices>
+    {devices}
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        guest.join("vmlinuz").display(),
+        guest.join("initrd.gz").display(),
+    )
+}
+
+/// How often `marker` appears in the file at `path` (a serial log).
+fn count_in(path: &Path, marker: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(marker)
+        .count()
+}
+
+/// The XDG variables for a daemon whose `qemu:///session` lives under
+/// `root` (the directories are made). libvirt's client refuses `embed`
+/// URIs over a transport, so the tests use the session instance, whose
+/// directories come from these variables.
+fn session_env(root: &Path) -> Vec<(String, String)> {
+    [
+        "CONFIG_HOME",
+        "DATA_HOME",
+        "CACHE_HOME",
+        "STATE_HOME",
+        "RUNTIME_DIR",
+    ]
+    .iter()
+    .map(|v| {
+        let d = root.join(v.to_lowercase());
+        std::fs::create_dir_all(&d).unwrap();
+        (format!("XDG_{v}"), d.to_string_lossy().into_owned())
+    })
+    .collect()
 }
 
 const NETWORK: &str = "<network><name>nat1</name><forward mode='nat'/>\
@@ -61,56 +116,20 @@ fn virsh_runs_a_networked_qemu_guest_through_virtkitd_across_daemon_restarts() {
         &["qemu-system-x86_64", "dnsmasq"],
     );
     let serial = root.path().join("vm1.serial");
-    let xml = format!(
-        "<domain type='qemu'>
-  <name>vm1</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{}</kernel>
-    <initrd>{}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <interface type='network'><mac address='52:54:00:cd:00:01'/><source network='nat1'/><model type='virtio'/></interface>
-    <serial type='file'><source path='{}' append='on'/><target port='0'/></serial>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-",
-        guest.join("vmlinuz").display(),
-        guest.join("initrd.gz").display(),
-        serial.display()
+    let xml = guest_xml(
+        &guest,
+        &format!(
+            "<interface type='network'><mac address='52:54:00:cd:00:01'/><source network='nat1'/><model type='virtio'/></interface>
+    <serial type='file'><source path='{}' append='on'/><target port='0'/></serial>",
+            serial.display()
+        ),
     );
     let xml_file = root.path().join("vm1.xml");
     std::fs::write(&xml_file, xml).unwrap();
     let net_file = root.path().join("nat1.xml");
     std::fs::write(&net_file, NETWORK).unwrap();
-    let markers = |m: &str| {
-        std::fs::read_to_string(&serial)
-            .unwrap_or_default()
-            .matches(m)
-            .count()
-    };
-    // libvirt's client refuses `embed` URIs over a transport, so the daemon
-    // serves qemu:///session, whose directories come from its XDG variables:
-    // all under this test's root.
-    let xdg: Vec<(String, String)> = [
-        "CONFIG_HOME",
-        "DATA_HOME",
-        "CACHE_HOME",
-        "STATE_HOME",
-        "RUNTIME_DIR",
-    ]
-    .iter()
-    .map(|v| {
-        let d = root.path().join(v.to_lowercase());
-        std::fs::create_dir_all(&d).unwrap();
-        (format!("XDG_{v}"), d.to_string_lossy().into_owned())
-    })
-    .collect();
+    let markers = |m: &str| count_in(&serial, m);
+    let xdg = session_env(root.path());
     let uri_for = |d: &Daemon| format!("qemu+unix:///session?socket={}", d.sock().display());
 
     let mut daemon = start_daemon(&ns, &xdg);
@@ -268,56 +287,23 @@ fn monitoring_network_update_events_and_console_through_virtkitd() {
     let disk = root.path().join("vm1-disk.img");
     std::fs::write(&disk, vec![0u8; 1 << 20]).unwrap();
     // serial0 is a pty (the console) that also logs to a file (the markers).
-    let xml = format!(
-        "<domain type='qemu'>
-  <name>vm1</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{}</kernel>
-    <initrd>{}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>
+    let xml = guest_xml(
+        &guest,
+        &format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>
     <interface type='network'><mac address='52:54:00:cd:00:01'/><source network='nat1'/><model type='virtio'/></interface>
     <serial type='pty'><log file='{}' append='on'/><target port='0'/></serial>
-    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-",
-        guest.join("vmlinuz").display(),
-        guest.join("initrd.gz").display(),
-        disk.display(),
-        serial.display()
+    <graphics type='vnc' autoport='yes' listen='127.0.0.1'/>",
+            disk.display(),
+            serial.display()
+        ),
     );
     let xml_file = root.path().join("vm1.xml");
     std::fs::write(&xml_file, xml).unwrap();
     let net_file = root.path().join("nat1.xml");
     std::fs::write(&net_file, NETWORK).unwrap();
-    let markers = |m: &str| {
-        std::fs::read_to_string(&serial)
-            .unwrap_or_default()
-            .matches(m)
-            .count()
-    };
-    let xdg: Vec<(String, String)> = [
-        "CONFIG_HOME",
-        "DATA_HOME",
-        "CACHE_HOME",
-        "STATE_HOME",
-        "RUNTIME_DIR",
-    ]
-    .iter()
-    .map(|v| {
-        let d = root.path().join(v.to_lowercase());
-        std::fs::create_dir_all(&d).unwrap();
-        (format!("XDG_{v}"), d.to_string_lossy().into_owned())
-    })
-    .collect();
+    let markers = |m: &str| count_in(&serial, m);
+    let xdg = session_env(root.path());
     let mut daemon = start_daemon(&ns, &xdg);
     let uri = format!("qemu+unix:///session?socket={}", daemon.sock().display());
     let uri_ro = format!("qemu+unix:///session?socket={}", daemon.sock_ro().display());
