@@ -10,27 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const VM1: &str = "<domain type='test'>
-  <name>vm1</name>
-  <uuid>11111111-2222-3333-4444-555555555555</uuid>
-  <title>first guest</title>
-  <memory unit='MiB'>1024</memory>
-  <vcpu>2</vcpu>
-  <os>
-    <type>hvm</type>
-  </os>
-  <devices>
-    <disk type='file' device='disk'>
-      <source file='/var/lib/images/vm1.img'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <interface type='network'>
-      <mac address='52:54:00:aa:bb:01'/>
-      <source network='default'/>
-    </interface>
-  </devices>
-</domain>
-";
+/// A test-driver domain (shared with the daemon's virsh tests).
+const VM1: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/data/vm1.xml"
+));
 
 const VM2: &str = "<domain type='test'>
   <name>vm2</name>

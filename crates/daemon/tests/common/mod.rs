@@ -302,27 +302,11 @@ pub fn python_libvirt() -> Option<&'static str> {
     ok.then_some("/usr/bin/python3")
 }
 
-pub const VM1: &str = "<domain type='test'>
-  <name>vm1</name>
-  <uuid>11111111-2222-3333-4444-555555555555</uuid>
-  <title>first guest</title>
-  <memory unit='MiB'>1024</memory>
-  <vcpu>2</vcpu>
-  <os>
-    <type>hvm</type>
-  </os>
-  <devices>
-    <disk type='file' device='disk'>
-      <source file='/var/lib/images/vm1.img'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <interface type='network'>
-      <mac address='52:54:00:aa:bb:01'/>
-      <source network='default'/>
-    </interface>
-  </devices>
-</domain>
-";
+/// The test-driver domain both virsh comparisons define (`tests/data`).
+pub const VM1: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/data/vm1.xml"
+));
 
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
