@@ -138,73 +138,63 @@ pub trait Connection: Send + Sync + Debug {
             return Err(Error::operation_invalid("domain is not running"));
         }
         let doc = crate::xml::parse(&ops.xml_desc(dom, XmlFlags::empty()).await?)?;
+        // ARP: the host's neighbour table (this process's network
+        // namespace) as (address, MAC) of complete entries; ARP knows no
+        // prefix length.
+        let arp: Vec<(String, String)> = match source {
+            InterfaceAddressSource::Arp => std::fs::read_to_string("/proc/net/arp")
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    // IP, HW type, flags (0x0: incomplete), HW address.
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() >= 4 && f[2] != "0x0").then(|| (f[0].to_string(), f[3].to_string()))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let nets = match source {
+            InterfaceAddressSource::Arp => None,
+            _ => Some(self.networks()?),
+        };
         let mut out = Vec::new();
         let devices = doc.root.child("devices");
-        if source == InterfaceAddressSource::Arp {
-            // The host's neighbour table (this process's network
-            // namespace), matched by MAC; ARP knows no prefix length.
-            let arp = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
-            for iface in devices.iter().flat_map(|d| d.children_named("interface")) {
-                let Some(mac) = iface
-                    .child("mac")
-                    .and_then(|m| m.attr("address").map(|v| v.into_owned()))
-                else {
-                    continue;
-                };
-                let addrs: Vec<IpAddress> = arp
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| {
-                        let f: Vec<&str> = l.split_whitespace().collect();
-                        // IP, HW type, flags (0x0: incomplete), HW address.
-                        (f.len() >= 4 && f[2] != "0x0" && f[3].eq_ignore_ascii_case(&mac)).then(
-                            || IpAddress {
-                                family: "ipv4".into(),
-                                addr: f[0].to_string(),
-                                prefix: 0,
-                            },
-                        )
-                    })
-                    .collect();
-                if !addrs.is_empty() {
-                    out.push(DomainInterface {
-                        name: iface
-                            .child("target")
-                            .and_then(|t| t.attr("dev").map(|v| v.into_owned()))
-                            .unwrap_or_default(),
-                        hwaddr: Some(mac),
-                        addrs,
-                    });
-                }
-            }
-            return Ok(out);
-        }
-        let nets = self.networks()?;
         for iface in devices.iter().flat_map(|d| d.children_named("interface")) {
-            if iface.attr("type").as_deref() != Some("network") {
-                continue;
-            }
             let get = |child: &str, a: &str| {
                 iface
                     .child(child)
                     .and_then(|c| c.attr(a).map(|v| v.into_owned()))
             };
-            let (Some(mac), Some(net)) = (get("mac", "address"), get("source", "network")) else {
+            let Some(mac) = get("mac", "address") else {
                 continue;
             };
-            let Ok(net) = nets.lookup_by_name(&net).await else {
-                continue;
+            let addrs: Vec<IpAddress> = if let Some(nets) = nets {
+                let network = get("source", "network")
+                    .filter(|_| iface.attr("type").as_deref() == Some("network"));
+                let Some(network) = network else { continue };
+                let Ok(net) = nets.lookup_by_name(&network).await else {
+                    continue;
+                };
+                nets.dhcp_leases(&net, Some(&mac))
+                    .await?
+                    .into_iter()
+                    .map(|l| IpAddress {
+                        family: l.family,
+                        addr: l.ipaddr,
+                        prefix: l.prefix,
+                    })
+                    .collect()
+            } else {
+                arp.iter()
+                    .filter(|(_, hw)| hw.eq_ignore_ascii_case(&mac))
+                    .map(|(ip, _)| IpAddress {
+                        family: "ipv4".into(),
+                        addr: ip.clone(),
+                        prefix: 0,
+                    })
+                    .collect()
             };
-            let addrs: Vec<IpAddress> = nets
-                .dhcp_leases(&net, Some(&mac))
-                .await?
-                .into_iter()
-                .map(|l| IpAddress {
-                    family: l.family,
-                    addr: l.ipaddr,
-                    prefix: l.prefix,
-                })
-                .collect();
             if !addrs.is_empty() {
                 out.push(DomainInterface {
                     name: get("target", "dev").unwrap_or_default(),
