@@ -144,7 +144,8 @@ const BACKING_SUPPORTED: &[&str] = &[
     "discard",
 ];
 
-fn access_mode(v: Option<String>, p: &str) -> Result<Option<bool>> {
+/// A memory access mode (`shared`: `Some(true)`), `p` naming it in errors.
+pub(crate) fn access_mode(v: Option<String>, p: &str) -> Result<Option<bool>> {
     match v.as_deref() {
         None => Ok(None),
         Some("shared") => Ok(Some(true)),

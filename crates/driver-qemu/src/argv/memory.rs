@@ -220,17 +220,8 @@ pub(crate) fn emit_devices(g: &mut Gen<'_>) -> Result<()> {
         let (_, discard) = super::membackend::cell_settings(dev, &p)?;
         let cell = cells.iter().find(|c| Some(c.id) == node);
         let discard = discard.or(cell.and_then(|c| c.discard));
-        let mem_access = match attr(dev, "access").as_deref() {
-            Some("shared") => Some(true),
-            Some("private") => Some(false),
-            Some(other) => {
-                return Err(invalid(
-                    p.attr("access"),
-                    format!("unknown memory access mode '{other}'"),
-                ));
-            }
-            None => cell.and_then(|c| c.mem_access),
-        };
+        let mem_access = membackend::access_mode(attr(dev, "access"), &p.attr("access"))?
+            .or(cell.and_then(|c| c.mem_access));
         // QEMU maps memory devices in 2 MiB steps on x86.
         let aligned = match model.as_str() {
             "virtio-mem" => size,
